@@ -1,0 +1,421 @@
+"""syre: remove parameter symmetries with a static random bias (Ziyin, Xu & Chuang, ICLR 2025).
+
+The paper trains ``L(theta + theta0) + gamma * theta^T D theta`` with ``theta0`` a fixed small random vector.
+With ``w = theta + theta0`` this is weight decay toward a fixed random anchor, ``L(w) + gamma/2 (w - theta0)^T D
+(w - theta0)`` (torch's ``weight_decay`` convention). The map is a translation, so gradients and every optimizer
+state are identical step for step. This module implements the anchor form: parameter names and the forward pass
+stay untouched, and any ``torch.optim.Optimizer`` applies it through its step hooks.
+
+This module imports only torch and the standard library.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import math
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Syre"]
+
+MODES = ("coupled", "decoupled")
+ANCHOR_SCALES = ("fan_in", "absolute")
+ANCHOR_STORAGES = ("tensor", "seed")
+
+# Optimizer -> ids of the parameters some attached Syre already decays, so that two Syre never act on one tensor.
+_ATTACHED: weakref.WeakKeyDictionary[torch.optim.Optimizer, set[int]] = weakref.WeakKeyDictionary()
+
+
+def _finite_non_negative(name: str, value: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
+def _patterns(name: str, value: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    patterns = (value,) if isinstance(value, str) else tuple(value)
+    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+        raise ValueError(f"{name} must be a glob pattern or a non-empty list of them, got {value!r}")
+    return patterns
+
+
+def _named_tensors(source: nn.Module | Iterable[Any]) -> list[tuple[str, Tensor]]:
+    """Accept a module, ``(name, tensor)`` pairs, or bare tensors (named by position)."""
+    if isinstance(source, nn.Module):
+        return list(source.named_parameters())
+    items = list(source)
+    if all(isinstance(item, Tensor) for item in items):
+        return [(str(i), t) for i, t in enumerate(items)]
+    if all(isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Tensor) for item in items):
+        return [(str(n), t) for n, t in items]
+    raise ValueError("module_or_named_params must be an nn.Module, (name, tensor) pairs, or tensors")
+
+
+def _fan_in(name: str, tensor: Tensor, shapes: Mapping[str, torch.Size]) -> int:
+    """torch's fan-in (``shape[1] * receptive field``); a bias takes its layer's weight's fan-in.
+
+    A 1-D tensor with no matrix-shaped ``weight`` beside it (a norm's scale, SB3's ``log_std``) has fan-in 1.
+    """
+    if tensor.dim() >= 2:
+        return tensor.shape[1] * math.prod(tensor.shape[2:])
+    prefix = name.rsplit(".", 1)[0] + "." if "." in name else ""
+    sibling = shapes.get(prefix + "weight")
+    if sibling is not None and len(sibling) >= 2:
+        return sibling[1] * math.prod(sibling[2:])
+    return 1
+
+
+def _tensor_seed(seed: int, name: str) -> int:
+    """A per-tensor seed from the base seed and the parameter's name: stable across runs and processes."""
+    digest = hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def _buffer_key(kind: str, name: str) -> str:
+    # Buffer names may not contain dots; parameter names never contain "/".
+    return f"{kind}/{name.replace('.', '/')}"
+
+
+class Syre(nn.Module):
+    """Weight decay toward a fixed random anchor: the anchor form of syre, for any model and optimizer.
+
+    Being an ``nn.Module`` whose buffers are the anchors, it travels with a model it is a submodule of:
+    ``state_dict`` saves the anchors, ``.to(device)`` moves them. It holds references to the model's parameters
+    without registering them, so ``syre.parameters()`` is empty.
+
+    :param module_or_named_params: the model, or ``(name, tensor)`` pairs, or tensors.
+    :param gamma: decay strength (torch's ``weight_decay`` convention: penalty ``gamma/2 ||w - theta0||^2``).
+    :param sigma0: anchor scale; the anchor std is ``sigma0 / sqrt(fan_in)`` (``"fan_in"``) or ``sigma0``.
+    :param spread: when > 0, a random positive diagonal ``D ~ U(1 - spread, 1 + spread)`` weights the decay.
+    :param mode: ``"coupled"`` adds ``gamma D (w - theta0)`` to the gradient before the step (like
+        ``Adam(weight_decay=)``); ``"decoupled"`` moves ``w`` toward ``theta0`` by ``lr gamma D`` in the step,
+        before the optimizer's update, exactly as AdamW orders its decay.
+    :param anchor_scale: ``"fan_in"`` or ``"absolute"``.
+    :param anchor_storage: ``"tensor"`` keeps anchors as buffers; ``"seed"`` regenerates them from a per-tensor
+        seed at every step (no extra memory, identical values).
+    :param seed: base seed of the anchors; ``None`` draws one from torch's global generator.
+    :param include: glob patterns of parameter names to decay (default: all trainable floating tensors).
+    :param exclude: glob patterns of parameter names to leave alone.
+    :param fan_in: fan-in per parameter name, for layouts torch's convention does not cover (stacked ensembles).
+    :param init_offset: add ``theta0`` to the weights now, so training starts where ``f(theta + theta0)`` does.
+    """
+
+    def __init__(
+        self,
+        module_or_named_params: nn.Module | Iterable[Any],
+        *,
+        gamma: float,
+        sigma0: float = 0.01,
+        spread: float = 0.0,
+        mode: str = "coupled",
+        anchor_scale: str = "fan_in",
+        anchor_storage: str = "tensor",
+        seed: int | None = None,
+        include: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
+        fan_in: Mapping[str, int] | None = None,
+        init_offset: bool = False,
+    ) -> None:
+        super().__init__()
+        self.gamma = _finite_non_negative("gamma", gamma)
+        self.sigma0 = _finite_non_negative("sigma0", sigma0)
+        try:
+            spread_ok = 0.0 <= float(spread) < 1.0
+        except (TypeError, ValueError):
+            spread_ok = False
+        if not spread_ok:
+            raise ValueError(f"spread must be a number in [0, 1), got {spread!r}")
+        self.spread = float(spread)
+        self.mode = _choice("mode", mode, MODES)
+        self.anchor_scale = _choice("anchor_scale", anchor_scale, ANCHOR_SCALES)
+        self.anchor_storage = _choice("anchor_storage", anchor_storage, ANCHOR_STORAGES)
+        include_p, exclude_p = _patterns("include", include), _patterns("exclude", exclude)
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        self.seed = seed
+
+        named = _named_tensors(module_or_named_params)
+        shapes = {n: t.shape for n, t in named}
+        selected = [
+            (n, t)
+            for n, t in named
+            if t.requires_grad
+            and t.is_floating_point()
+            and (include_p is None or any(fnmatch.fnmatchcase(n, p) for p in include_p))
+            and not (exclude_p and any(fnmatch.fnmatchcase(n, p) for p in exclude_p))
+        ]
+        if not selected:
+            raise ValueError(
+                f"include={include!r} / exclude={exclude!r} selected no trainable floating-point parameters "
+                f"among: {', '.join(shapes) or '(none)'}"
+            )
+        fan_in = dict(fan_in or {})
+        unknown = sorted(set(fan_in) - {n for n, _ in selected})
+        if unknown:
+            raise ValueError(f"fan_in names parameters that are not selected: {', '.join(unknown)}")
+        for name, value in fan_in.items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"fan_in[{name!r}] must be a positive integer, got {value!r}")
+
+        self._names = [n for n, _ in selected]
+        self._params = [t for _, t in selected]
+        self._stds = [
+            self.sigma0 / math.sqrt(fan_in.get(n, _fan_in(n, t, shapes))) if self.anchor_scale == "fan_in"
+            else self.sigma0
+            for n, t in selected
+        ]
+        self._seeds = [_tensor_seed(self.seed, n) for n in self._names]
+        if self.anchor_storage == "tensor":
+            for name, param, std, tensor_seed in zip(self._names, self._params, self._stds, self._seeds):
+                anchor, diag = self._draw(param, std, tensor_seed)
+                self.register_buffer(_buffer_key("theta0", name), anchor)
+                if diag is not None:
+                    self.register_buffer(_buffer_key("D", name), diag)
+        self._optimizer: weakref.ref[torch.optim.Optimizer] | None = None
+        self._handle: Any = None
+        self._groups: list[tuple[dict[str, Any], list[int]]] = []
+        self._step_lists: list[tuple[dict[str, Any], list[int], list[Tensor], list[Tensor], list[Tensor]]] | None = None
+        if init_offset:
+            self.init_offset()
+
+    # ----------------------------------------------------------------------------------------- anchors
+    def _draw(self, param: Tensor, std: float, tensor_seed: int) -> tuple[Tensor, Tensor | None]:
+        """Draw one tensor's anchor (and diagonal) from its own seed: the same numbers on every call."""
+        gen = torch.Generator(device=param.device).manual_seed(tensor_seed)
+        anchor = torch.randn(param.shape, generator=gen, device=param.device, dtype=param.dtype).mul_(std)
+        if self.spread == 0:
+            return anchor, None
+        diag = torch.rand(param.shape, generator=gen, device=param.device, dtype=param.dtype)
+        return anchor, diag.mul_(2 * self.spread).add_(1 - self.spread)
+
+    def _anchor(self, i: int) -> tuple[Tensor, Tensor | None]:
+        if self.anchor_storage == "seed":
+            return self._draw(self._params[i], self._stds[i], self._seeds[i])
+        name = self._names[i]
+        diag = getattr(self, _buffer_key("D", name)) if self.spread > 0 else None
+        return getattr(self, _buffer_key("theta0", name)), diag
+
+    @property
+    def anchors(self) -> dict[str, Tensor]:
+        """Parameter name -> anchor ``theta0``."""
+        return {name: self._anchor(i)[0] for i, name in enumerate(self._names)}
+
+    @property
+    def diagonals(self) -> dict[str, Tensor] | None:
+        """Parameter name -> ``D`` (``None`` when ``spread == 0``)."""
+        if self.spread == 0:
+            return None
+        return {name: self._anchor(i)[1] for i, name in enumerate(self._names)}  # type: ignore[misc]
+
+    @property
+    def param_names(self) -> list[str]:
+        """Names of the decayed parameters, in order."""
+        return list(self._names)
+
+    @torch.no_grad()
+    def init_offset(self) -> None:
+        """Add ``theta0`` to the weights, so the anchor form starts exactly where ``f(theta + theta0)`` starts."""
+        for i, param in enumerate(self._params):
+            param.add_(self._anchor(i)[0])
+
+    def penalty(self) -> Tensor:
+        """``gamma/2 * sum D (w - theta0)^2``, differentiable, for those who add it to the loss themselves."""
+        total = self._params[0].new_zeros(())
+        for i, param in enumerate(self._params):
+            anchor, diag = self._anchor(i)
+            sq = (param - anchor).square()
+            total = total + (sq.mul(diag) if diag is not None else sq).sum()
+        return total * (self.gamma / 2)
+
+    def summary(self) -> dict[str, float | int | str]:
+        """What a run log should say about the anchors: how many, how large, which settings."""
+        numel = sum(p.numel() for p in self._params)
+        return {
+            "count": len(self._params),
+            "numel": numel,
+            "mean_std": sum(s * p.numel() for s, p in zip(self._stds, self._params)) / numel,
+            "max_std": max(self._stds),
+            "gamma": self.gamma,
+            "sigma0": self.sigma0,
+            "spread": self.spread,
+            "mode": self.mode,
+            "anchor_scale": self.anchor_scale,
+            "anchor_storage": self.anchor_storage,
+            "seed": self.seed,
+        }
+
+    def extra_repr(self) -> str:
+        return (
+            f"tensors={len(self._params)}, gamma={self.gamma}, sigma0={self.sigma0}, spread={self.spread}, "
+            f"mode={self.mode!r}, anchor_storage={self.anchor_storage!r}"
+        )
+
+    # ------------------------------------------------------------------------------------ optimizer
+    def attach(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        """Make ``optimizer`` apply syre inside every ``step()`` from now on; returns the optimizer."""
+        if self._handle is not None:
+            raise ValueError("this Syre is already attached to an optimizer; call detach() first")
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        missing = [n for n, p in zip(self._names, self._params) if id(p) not in held]
+        if missing:
+            raise ValueError(f"the optimizer does not hold the selected parameters: {', '.join(missing)}")
+        taken = _ATTACHED.setdefault(optimizer, set())
+        mine = {id(p) for p in self._params}
+        if taken & mine:
+            raise ValueError("the optimizer already applies a Syre to some of these parameters (attached twice)")
+        taken |= mine
+        self._optimizer = weakref.ref(optimizer)
+        self._index_groups(optimizer)
+        self._handle = optimizer.register_step_pre_hook(self._pre_step)
+        return optimizer
+
+    def detach(self) -> None:
+        """Stop applying syre; the optimizer behaves as if it had never been attached."""
+        if self._handle is None:
+            return
+        self._handle.remove()
+        self._handle = None
+        optimizer = self._optimizer() if self._optimizer is not None else None
+        if optimizer is not None and optimizer in _ATTACHED:
+            _ATTACHED[optimizer] -= {id(p) for p in self._params}
+        self._optimizer = None
+        self._groups = []
+        self._step_lists = None
+
+    def _index_groups(self, optimizer: torch.optim.Optimizer) -> None:
+        """Which of our tensors sit in which parameter group (the group's lr applies in decoupled mode)."""
+        position = {id(p): i for i, p in enumerate(self._params)}
+        self._groups = []
+        for group in optimizer.param_groups:
+            idx = [position[id(p)] for p in group["params"] if id(p) in position]
+            if idx:
+                self._groups.append((group, idx))
+        self._n_groups = len(optimizer.param_groups)
+        self._step_lists = None
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Syre:
+        # .to()/.double() replace the buffer tensors: the per-step lists must be rebuilt from the new ones.
+        self._step_lists = None
+        return super()._apply(fn, recurse)
+
+    def _lists(self) -> list[tuple[dict[str, Any], list[int], list[Tensor], list[Tensor], list[Tensor]]]:
+        """Per parameter group: our indices, params, anchors and diagonals, built once so a step does no lookups."""
+        if self._step_lists is None:
+            self._step_lists = []
+            for group, idx in self._groups:
+                pairs = [self._anchor(i) for i in idx] if self.anchor_storage == "tensor" else []
+                self._step_lists.append(
+                    (group, idx, [self._params[i] for i in idx], [a for a, _ in pairs], [d for _, d in pairs])
+                )
+        return self._step_lists
+
+    @torch.no_grad()
+    def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if len(optimizer.param_groups) != self._n_groups:  # add_param_group was called since attach
+            self._index_groups(optimizer)
+        for group, idx, params, anchors, diags in self._lists():
+            if any(p.grad is None for p in params):
+                # Like torch's optimizers, a parameter without a gradient is left alone (no decay either).
+                keep = [k for k, p in enumerate(params) if p.grad is not None]
+                idx, params = [idx[k] for k in keep], [params[k] for k in keep]
+                anchors, diags = [anchors[k] for k in keep if anchors], [diags[k] for k in keep if diags]
+                if not params:
+                    continue
+            if self.anchor_storage == "seed":
+                self._regenerated_step(idx, float(group["lr"]))
+            elif self.mode == "coupled":
+                self._coupled(params, anchors, diags)
+            else:
+                self._decoupled(params, anchors, diags, float(group["lr"]))
+
+    def _coupled(self, params: list[Tensor], anchors: list[Tensor], diags: list[Tensor]) -> None:
+        """``grad += gamma D (w - theta0)`` as two in-place passes with no temporary."""
+        grads = [p.grad for p in params]
+        if self.spread == 0:
+            torch._foreach_add_(grads, params, alpha=self.gamma)
+            torch._foreach_add_(grads, anchors, alpha=-self.gamma)
+        else:
+            torch._foreach_addcmul_(grads, diags, params, value=self.gamma)
+            torch._foreach_addcmul_(grads, diags, anchors, value=-self.gamma)
+
+    def _decoupled(self, params: list[Tensor], anchors: list[Tensor], diags: list[Tensor], lr: float) -> None:
+        """``w -= lr gamma D (w - theta0)``: one ``lerp_`` pass toward the anchor (two passes with ``D``)."""
+        rate = lr * self.gamma
+        if self.spread == 0:
+            torch._foreach_lerp_(params, anchors, rate)
+        else:
+            torch._foreach_addcmul_(params, diags, params, value=-rate)
+            torch._foreach_addcmul_(params, diags, anchors, value=rate)
+
+    def _regenerated_step(self, idx: list[int], lr: float) -> None:
+        """Seed storage: draw each anchor again (one tensor at a time, so memory stays at one tensor's size)."""
+        for i in idx:
+            anchor, diag = self._anchor(i)
+            diags = [diag] if diag is not None else []
+            if self.mode == "coupled":
+                self._coupled([self._params[i]], [anchor], diags)
+            else:
+                self._decoupled([self._params[i]], [anchor], diags, lr)
+
+    # ---------------------------------------------------------------------------------------- state
+    def get_extra_state(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "config": {
+                "gamma": self.gamma,
+                "sigma0": self.sigma0,
+                "spread": self.spread,
+                "mode": self.mode,
+                "anchor_scale": self.anchor_scale,
+                "anchor_storage": self.anchor_storage,
+                "seed": self.seed,
+            },
+            "names": list(self._names),
+            "shapes": [tuple(p.shape) for p in self._params],
+            "stds": list(self._stds),
+            "seeds": list(self._seeds),
+        }
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        config = state["config"]
+        self.gamma, self.sigma0, self.spread = config["gamma"], config["sigma0"], config["spread"]
+        self.mode, self.anchor_scale, self.seed = config["mode"], config["anchor_scale"], config["seed"]
+        self._stds, self._seeds = list(state["stds"]), list(state["seeds"])
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        # Validate the whole state before anything is copied, so that a mismatch changes nothing.
+        extra = state_dict.get(prefix + "_extra_state")
+        if not isinstance(extra, dict) or extra.get("version") != 1:
+            raise ValueError(f"{prefix or 'Syre'}: not a Syre state (missing or unknown '_extra_state')")
+        ours = [tuple(p.shape) for p in self._params]
+        theirs = [tuple(s) for s in extra["shapes"]]
+        if extra["names"] != self._names or theirs != ours:
+            raise ValueError(
+                "Syre state is for other parameters: "
+                f"saved {list(zip(extra['names'], theirs))}, this model {list(zip(self._names, ours))}"
+            )
+        storage = extra["config"]["anchor_storage"]
+        if storage != self.anchor_storage:
+            raise ValueError(f"Syre state uses anchor_storage={storage!r}, this one {self.anchor_storage!r}")
+        if (extra["config"]["spread"] > 0) != (self.spread > 0):
+            raise ValueError("Syre state and this Syre disagree on whether a diagonal D is used (spread > 0)")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -1,0 +1,34 @@
+"""Stable-Baselines3 policies that carry syre: drop-in replacements for SB3's and sb3-contrib's policies.
+
+    from stable_baselines3 import PPO
+    from syre_rl.policies import SyreActorCriticPolicy
+    model = PPO(SyreActorCriticPolicy, env, policy_kwargs=dict(syre_kwargs=dict(gamma=2e-3, sigma0=0.01)))
+
+Each class is SB3's class plus :class:`SyreMixin`: after SB3 has built the networks (orthogonal init done)
+and the optimizer, a :class:`~syre_rl.core.Syre` is attached to every optimizer the policy owns. The anchors are
+buffers of the policy, so ``model.save()`` / ``PPO.load()`` keep them bit for bit.
+"""
+
+from __future__ import annotations
+
+from syre_rl.policies.mixin import DEFAULT_SYRE_KWARGS, SyreMixin
+from syre_rl.policies.off_policy import SyreSACPolicy, SyreTD3Policy
+from syre_rl.policies.on_policy import (
+    SyreActorCriticCnnPolicy,
+    SyreActorCriticPolicy,
+    SyreMaskableActorCriticPolicy,
+    SyreMultiInputActorCriticPolicy,
+    SyreRecurrentActorCriticPolicy,
+)
+
+__all__ = [
+    "DEFAULT_SYRE_KWARGS",
+    "SyreMixin",
+    "SyreActorCriticPolicy",
+    "SyreActorCriticCnnPolicy",
+    "SyreMultiInputActorCriticPolicy",
+    "SyreRecurrentActorCriticPolicy",
+    "SyreMaskableActorCriticPolicy",
+    "SyreSACPolicy",
+    "SyreTD3Policy",
+]

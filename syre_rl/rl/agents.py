@@ -1,0 +1,174 @@
+"""Agent presets: the schema of ``agents/<algo>.yaml``, one dataclass per algorithm.
+
+A preset holds everything a run needs besides the seed: the task, the algorithm's hyperparameters, the network,
+the optimizer, the plasticity method and its settings, and how often to evaluate and checkpoint. Fields map
+one-to-one onto SB3 arguments where SB3 has them (``n_steps``, ``learning_rate``, ...), so RL Zoo settings can
+be copied across.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from syre_rl.presets import PROJECT_ROOT, load_preset, preset_names
+from syre_rl.rl.methods import METHODS
+
+AGENT_DIR = PROJECT_ROOT / "agents"
+
+
+def _positive(preset: Any, *names: str) -> None:
+    for name in names:
+        if getattr(preset, name) <= 0:
+            raise ValueError(f"field {name!r} must be > 0, got {getattr(preset, name)!r}")
+
+
+@dataclass
+class AgentPreset:
+    """Fields every algorithm shares.
+
+    :param env: gymnasium id or task preset (``slippery_ant:study``), see :func:`syre_rl.envs.resolve_env`
+    :param n_envs: environments stepped in lockstep (DummyVecEnv)
+    :param total_timesteps: environment steps of the whole run
+    :param normalize: VecNormalize observations and rewards (evaluation uses the training statistics)
+    :param net_arch: hidden layer sizes, the same for actor and critic (separate networks)
+    :param activation: hidden activation
+    :param learning_rate: Adam's learning rate (constant)
+    :param adam_betas: Adam's betas
+    :param adam_eps: Adam's eps (SB3 uses 1e-5 for on-policy algorithms, torch 1e-8)
+    :param weight_decay: Adam's coupled weight decay toward 0 (the weight-decay arm of the syre paper)
+    :param gamma: discount factor
+    :param method: plasticity method, a key of :data:`syre_rl.rl.methods.METHODS`
+    :param syre_gamma: syre's decay strength toward the anchors (torch's weight_decay convention)
+    :param syre_sigma0: anchor std is ``syre_sigma0 / sqrt(fan_in)``
+    :param syre_spread: spread of the random diagonal D (0: D = 1, as in the paper)
+    :param syre_mode: ``coupled`` (like Adam's weight_decay) or ``decoupled`` (like AdamW)
+    :param eval_freq: environment steps between evaluations (0: no evaluation)
+    :param eval_episodes: episodes per evaluation (deterministic actions)
+    :param checkpoint_freq: environment steps between checkpoints
+    """
+
+    env: str = "AntBulletEnv-v0"
+    n_envs: int = 1
+    total_timesteps: int = 1_000_000
+    normalize: bool = False
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    activation: Literal["tanh", "relu"] = "tanh"
+    learning_rate: float = 3e-4
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    adam_eps: float = 1e-5
+    weight_decay: float = 0.0
+    gamma: float = 0.99
+    method: str = "none"
+    syre_gamma: float = 2e-3
+    syre_sigma0: float = 0.01
+    syre_spread: float = 0.0
+    syre_mode: Literal["coupled", "decoupled"] = "coupled"
+    eval_freq: int = 50_000
+    eval_episodes: int = 5
+    checkpoint_freq: int = 50_000
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _positive(self, "n_envs", "total_timesteps", "learning_rate", "adam_eps", "eval_episodes", "checkpoint_freq")
+        if not self.net_arch or any(n <= 0 for n in self.net_arch):
+            raise ValueError(f"field 'net_arch' must be a non-empty list of positive sizes, got {self.net_arch!r}")
+        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
+            raise ValueError(f"field 'adam_betas' must be two numbers in [0, 1), got {self.adam_betas!r}")
+        if self.weight_decay < 0 or self.syre_gamma < 0 or self.syre_sigma0 < 0:
+            raise ValueError("fields 'weight_decay', 'syre_gamma' and 'syre_sigma0' must be >= 0")
+        if not 0 <= self.syre_spread < 1:
+            raise ValueError(f"field 'syre_spread' must be in [0, 1), got {self.syre_spread!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"field 'method': {self.method!r} is not one of {', '.join(METHODS)}")
+        if self.eval_freq < 0:
+            raise ValueError(f"field 'eval_freq' must be >= 0, got {self.eval_freq!r}")
+
+    def algorithm_kwargs(self) -> dict[str, Any]:
+        """The fields that go to the SB3 algorithm's constructor unchanged (those a subclass adds)."""
+        shared = {f.name for f in dataclasses.fields(AgentPreset)}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in shared}
+
+    def syre_kwargs(self) -> dict[str, Any]:
+        """``policy_kwargs["syre_kwargs"]`` for the syre policies."""
+        return {"gamma": self.syre_gamma, "sigma0": self.syre_sigma0, "spread": self.syre_spread, "mode": self.syre_mode}
+
+
+@dataclass
+class OnPolicyPreset(AgentPreset):
+    """Fields PPO and A2C share (``ortho_init``, ``log_std_init``, gSDE, GAE, loss weights)."""
+
+    n_steps: int = 2048
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    use_sde: bool = False
+    sde_sample_freq: int = -1
+    ortho_init: bool = True
+    log_std_init: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "n_steps", "max_grad_norm")
+
+    def algorithm_kwargs(self) -> dict[str, Any]:
+        kwargs = super().algorithm_kwargs()
+        del kwargs["ortho_init"], kwargs["log_std_init"]  # policy kwargs, see syre_rl.rl.model
+        return kwargs
+
+
+@dataclass
+class PPOPreset(OnPolicyPreset):
+    """PPO: ``batch_size``, ``n_epochs``, ``clip_range``, ``target_kl``."""
+
+    batch_size: int = 64
+    n_epochs: int = 10
+    clip_range: float = 0.2
+    target_kl: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "batch_size", "n_epochs", "clip_range")
+
+
+@dataclass
+class A2CPreset(OnPolicyPreset):
+    """A2C with Adam (the RL Zoo default is RMSprop; Adam keeps syre's setting comparable to PPO's)."""
+
+    n_steps: int = 5
+    normalize_advantage: bool = False
+
+
+@dataclass
+class SACPreset(AgentPreset):
+    """SAC: replay buffer and update schedule."""
+
+    adam_eps: float = 1e-8
+    net_arch: list[int] = field(default_factory=lambda: [256, 256])
+    activation: Literal["tanh", "relu"] = "relu"
+    buffer_size: int = 1_000_000
+    learning_starts: int = 100
+    batch_size: int = 256
+    tau: float = 0.005
+    train_freq: int = 1
+    gradient_steps: int = 1
+    ent_coef: str = "auto"
+    use_sde: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "buffer_size", "batch_size", "tau", "train_freq")
+
+
+AGENT_SCHEMAS: dict[str, type[AgentPreset]] = {"ppo": PPOPreset, "a2c": A2CPreset, "sac": SACPreset}
+
+
+def agent_preset_names(algo: str) -> list[str]:
+    return preset_names(AGENT_DIR / f"{algo}.yaml")
+
+
+def load_agent_preset(algo: str, name: str = "default") -> AgentPreset:
+    """Preset ``name`` of ``agents/<algo>.yaml``, validated (PresetError names file, preset and field)."""
+    return load_preset(AGENT_DIR / f"{algo}.yaml", name, AGENT_SCHEMAS[algo])

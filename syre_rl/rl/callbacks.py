@@ -1,0 +1,96 @@
+"""SB3 callbacks of a run: anchor summary in TensorBoard, stop on Ctrl-C, periodic atomic checkpoints."""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+from typing import Any
+
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import TensorBoardOutputFormat
+
+from syre_rl.rl.run_dir import RunDir
+
+
+class SyreSummaryCallback(BaseCallback):
+    """Log the run's syre anchors once at the start of training: ``syre/<key>`` scalars and a text table.
+
+    Keys come from :meth:`syre_rl.core.Syre.summary` (``count``, ``numel``, ``mean_std``, ``gamma``, ...);
+    policies with one Syre per optimizer (SAC, TD3) log ``syre/actor/<key>`` and ``syre/critic/<key>``.
+    Does nothing for policies without syre.
+    """
+
+    def _on_training_start(self) -> None:
+        modules = getattr(self.model.policy, "syre_modules", {})
+        rows = []
+        for owner, syre in modules.items():
+            prefix = f"syre/{owner}/" if owner else "syre/"
+            for key, value in syre.summary().items():
+                if isinstance(value, (int, float)) and key != "seed":  # a 62-bit seed is no useful scalar
+                    self.logger.record(prefix + key, value)
+                rows.append(f"| {owner or 'policy'} | {key} | {value} |")
+        if not rows:
+            return
+        table = "| optimizer | key | value |\n|---|---|---|\n" + "\n".join(rows)
+        for fmt in self.logger.output_formats:
+            if isinstance(fmt, TensorBoardOutputFormat):
+                fmt.writer.add_text("syre/summary", table, self.num_timesteps)
+        self.logger.dump(self.num_timesteps)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class StopOnSignalCallback(BaseCallback):
+    """Turn SIGINT (Ctrl-C) and SIGTERM into a clean stop at the next environment step.
+
+    Training then ends between steps, never inside an optimizer update, so the script can save a checkpoint.
+    A second signal gets the default behaviour (immediate exit), and checkpoints are atomic, so that is safe.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signum
+        for sig in self.SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+
+    def _on_training_start(self) -> None:
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+
+    def _on_step(self) -> bool:
+        return self.received is None
+
+    def _on_training_end(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class CheckpointCallback(BaseCallback):
+    """Save an atomic checkpoint each time the step count crosses a multiple of ``every`` env steps.
+
+    Counting on ``num_timesteps`` (not on calls) keeps the schedule across resumes and numbers of envs.
+
+    :param run_dir: where checkpoints go
+    :param every: environment steps between checkpoints
+    """
+
+    def __init__(self, run_dir: RunDir, every: int) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.every = every
+        self._last = 0
+
+    def _on_training_start(self) -> None:
+        self._last = self.num_timesteps
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps // self.every > self._last // self.every:
+            self.run_dir.save_checkpoint(self.model)
+        self._last = self.num_timesteps
+        return True

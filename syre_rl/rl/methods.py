@@ -1,0 +1,41 @@
+"""Plasticity methods as one registry: each turns the plain policy of an algorithm into the method's policy.
+
+This is the one place a method plugs into model building (:func:`syre_rl.rl.model.build_model`): a method is a
+function ``(algo, preset, policy_kwargs) -> (policy, policy_kwargs)`` that returns the SB3 policy (class or
+alias) and the policy kwargs to use. ``scripts/train_ppo.py`` offers one flag per key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from stable_baselines3.common.policies import BasePolicy
+
+from syre_rl.policies import SyreActorCriticPolicy, SyreSACPolicy
+
+if TYPE_CHECKING:
+    from syre_rl.rl.agents import AgentPreset
+
+PolicyChoice = tuple["str | type[BasePolicy]", dict[str, Any]]
+Method = Callable[[str, "AgentPreset", dict[str, Any]], PolicyChoice]
+
+# The syre policy that replaces each algorithm's MlpPolicy.
+SYRE_POLICIES: dict[str, type[BasePolicy]] = {
+    "ppo": SyreActorCriticPolicy,
+    "a2c": SyreActorCriticPolicy,
+    "sac": SyreSACPolicy,
+}
+
+
+def plain(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> PolicyChoice:
+    """The algorithm's own ``MlpPolicy`` (with the preset's ``weight_decay``, if any)."""
+    return "MlpPolicy", policy_kwargs
+
+
+def syre(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> PolicyChoice:
+    """The algorithm's syre policy, anchors configured by the preset's ``syre_*`` fields."""
+    return SYRE_POLICIES[algo], {**policy_kwargs, "syre_kwargs": preset.syre_kwargs()}
+
+
+METHODS: dict[str, Method] = {"none": plain, "syre": syre}

@@ -1,0 +1,92 @@
+"""Build environments and the SB3 model of a run from an agent preset: the one place methods plug in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3 import A2C, PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from torch import nn
+
+from syre_rl.envs import make_vec_env
+from syre_rl.rl.agents import AgentPreset, OnPolicyPreset
+from syre_rl.rl.methods import METHODS
+
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC}
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def make_env(
+    preset: AgentPreset,
+    *,
+    n_envs: int,
+    seed: int,
+    start_step: int = 0,
+    monitor_dir: Path | None = None,
+    training: bool = True,
+) -> VecEnv:
+    """The preset's environment, wrapped in VecNormalize if the preset normalizes.
+
+    Evaluation envs (``training=False``) do not update the statistics and report raw rewards; SB3's
+    EvalCallback copies the training statistics into them before each evaluation.
+    """
+    venv = make_vec_env(
+        preset.env,
+        n_envs,
+        seed,
+        start_step=start_step,
+        monitor_dir=str(monitor_dir) if monitor_dir is not None else None,
+    )
+    if preset.normalize:
+        venv = VecNormalize(venv, training=training, norm_reward=training)
+    return venv
+
+
+def policy_kwargs(preset: AgentPreset) -> dict[str, Any]:
+    """Network and optimizer settings of the preset, as SB3 ``policy_kwargs``.
+
+    ``optimizer_kwargs`` is always given in full because SB3 sets Adam's eps to 1e-5 only when it is None.
+    """
+    kwargs: dict[str, Any] = {
+        "activation_fn": ACTIVATIONS[preset.activation],
+        "optimizer_kwargs": {
+            "betas": tuple(preset.adam_betas),
+            "eps": preset.adam_eps,
+            "weight_decay": preset.weight_decay,
+        },
+    }
+    if isinstance(preset, OnPolicyPreset):
+        kwargs.update(
+            net_arch={"pi": list(preset.net_arch), "vf": list(preset.net_arch)},
+            ortho_init=preset.ortho_init,
+            log_std_init=preset.log_std_init,
+        )
+    else:
+        kwargs["net_arch"] = list(preset.net_arch)
+    return kwargs
+
+
+def build_model(
+    algo: str,
+    preset: AgentPreset,
+    env: VecEnv,
+    *,
+    seed: int,
+    device: str = "auto",
+    verbose: int = 0,
+) -> BaseAlgorithm:
+    """A fresh SB3 model of ``algo`` for ``preset``, its policy chosen by ``preset.method``."""
+    policy, kwargs = METHODS[preset.method](algo, preset, policy_kwargs(preset))
+    return ALGORITHMS[algo](
+        policy,
+        env,
+        learning_rate=preset.learning_rate,
+        gamma=preset.gamma,
+        policy_kwargs=kwargs,
+        seed=seed,
+        device=device,
+        verbose=verbose,
+        **preset.algorithm_kwargs(),
+    )

@@ -1,0 +1,243 @@
+"""Several independent networks ("members": seeds or hyperparameters) trained as one batched model.
+
+A stacked linear layer keeps its weights as ``[members, in, out]`` and runs all members with one
+``torch.baddbmm``; a stacked convolution is a grouped convolution with one group per member, on inputs laid out
+``[batch, members * channels, H, W]``. Nothing mixes members, so the gradient of the summed member losses with
+respect to member ``e``'s weights is member ``e``'s own gradient, and one elementwise optimizer (Adam, AdamW, SGD)
+over the stacks is exactly ``E`` independent optimizers. This turns ``E`` launch-bound small runs into one run of
+larger kernels (design notes, section 8).
+
+Weight decay and syre differ per member (a weight-decay sweep is ``E`` strengths), so :class:`MemberDecay` applies
+``gamma_e (w - sigma0_e * theta0)`` with per-member tensors; ``theta0`` comes from :class:`syre_rl.core.Syre`
+(one anchor per member, fan-in of the member's layer, not of the stack).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from syre_rl.core import Syre
+
+__all__ = [
+    "MemberDecay",
+    "StackedConv2d",
+    "StackedDropout",
+    "StackedLinear",
+    "member_generators",
+    "stacked_fan_in",
+]
+
+
+def member_generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    """One CPU generator per member: member ``e``'s initial weights depend on its seed only, not on ``E``."""
+    return [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+
+
+def _uniform_members(shape: tuple[int, ...], bound: float, generators: Sequence[torch.Generator]) -> Tensor:
+    """``U(-bound, bound)`` of ``shape`` for every member, stacked: torch's default Linear/Conv initialisation."""
+    rows = [torch.rand(shape, generator=g).mul_(2 * bound).sub_(bound) for g in generators]
+    return torch.stack(rows)
+
+
+class StackedLinear(nn.Module):
+    """``E`` linear layers: ``x [E, batch, in] -> [E, batch, out]`` with ``weight [E, in, out]``, ``bias [E, 1, out]``.
+
+    :param generators: one per member (see :func:`member_generators`); initialised like ``nn.Linear``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, generators: Sequence[torch.Generator]) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(_uniform_members((in_features, out_features), bound, generators))
+        self.bias = nn.Parameter(_uniform_members((1, out_features), bound, generators))
+
+    @property
+    def fan_in(self) -> int:
+        return self.in_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def member(self, e: int) -> nn.Linear:
+        """Member ``e`` as a plain ``nn.Linear`` (a copy): for per-member measurements and for tests."""
+        layer = nn.Linear(self.in_features, self.out_features, device=self.weight.device, dtype=self.weight.dtype)
+        with torch.no_grad():
+            layer.weight.copy_(self.weight[e].T)
+            layer.bias.copy_(self.bias[e, 0])
+        return layer
+
+    def extra_repr(self) -> str:
+        return f"members={self.weight.shape[0]}, in_features={self.in_features}, out_features={self.out_features}"
+
+
+class StackedConv2d(nn.Module):
+    """``E`` convolutions as one grouped convolution: ``[batch, E * in, H, W] -> [batch, E * out, H', W']``.
+
+    ``weight`` is ``[E, out, in, k, k]`` (member-major, so ``view(E * out, in, k, k)`` is free).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        generators: Sequence[torch.Generator],
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.members, self.in_channels, self.out_channels = len(generators), in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        bound = 1 / math.sqrt(self.fan_in)
+        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        self.weight = nn.Parameter(_uniform_members(shape, bound, generators))
+        self.bias = nn.Parameter(_uniform_members((out_channels,), bound, generators)) if bias else None
+
+    @property
+    def fan_in(self) -> int:
+        return self.in_channels * self.kernel_size * self.kernel_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight = self.weight.view(-1, self.in_channels, self.kernel_size, self.kernel_size)
+        bias = self.bias.view(-1) if self.bias is not None else None
+        return F.conv2d(x, weight, bias, self.stride, self.padding, groups=self.members)
+
+    def extra_repr(self) -> str:
+        return (
+            f"members={self.members}, {self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
+
+
+class StackedDropout(nn.Module):
+    """Dropout with its own rate per member (a dropout sweep in one model): ``x [E, batch, features]``."""
+
+    def __init__(self, rates: Sequence[float]) -> None:
+        super().__init__()
+        if any(not 0 <= p < 1 for p in rates):
+            raise ValueError(f"dropout rates must be in [0, 1), got {list(rates)}")
+        self.register_buffer("keep", 1 - torch.tensor(rates, dtype=torch.float32).view(-1, 1, 1), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return x
+        keep = self.keep.to(x.dtype)
+        return x * (torch.rand_like(x) < keep) / keep
+
+
+def stacked_fan_in(model: nn.Module) -> dict[str, int]:
+    """Fan-in of every stacked weight and bias, by parameter name: the member's layer's fan-in, which torch's
+    convention (``shape[1] * receptive field``) gets wrong for ``[E, in, out]`` and ``[E, out, in, k, k]``."""
+    fan_in = {}
+    for name, module in model.named_modules():
+        if isinstance(module, (StackedLinear, StackedConv2d)):
+            prefix = f"{name}." if name else ""
+            for param_name, param in module.named_parameters(recurse=False):
+                if param is not None:
+                    fan_in[prefix + param_name] = module.fan_in
+    return fan_in
+
+
+class MemberDecay(nn.Module):
+    """Per-member weight decay toward per-member anchors, inside ``optimizer.step()``.
+
+    Member ``e`` of each selected tensor is decayed toward ``sigma0_e * theta0`` with strength ``gamma_e``, where
+    ``theta0`` is a :class:`Syre` anchor drawn at unit scale (std ``1 / sqrt(fan_in)``): ``sigma0_e = 0`` is
+    plain weight decay, ``gamma_e = 0`` no decay, both positive is syre. Coupled (``Adam(weight_decay=)``'s
+    convention): ``grad += gamma_e (w - a_e)`` before the step. Decoupled (AdamW's):
+    ``w -= lr gamma_e (w - a_e)`` before the update. The targets ``gamma_e * a_e`` are buffers (checkpointed).
+
+    :param model: the stacked model; every selected tensor has the members as its leading dimension.
+    :param gamma: per-member decay strength, ``[E]``.
+    :param sigma0: per-member anchor scale, ``[E]``.
+    :param include: glob patterns of parameter names to decay (Syre's ``include``), e.g. ``"encoder.*"``.
+    :param seed: seed of the anchors.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        gamma: Sequence[float],
+        sigma0: Sequence[float],
+        *,
+        mode: str = "coupled",
+        include: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if len(gamma) != len(sigma0):
+            raise ValueError(f"gamma and sigma0 need one value per member, got {len(gamma)} and {len(sigma0)}")
+        if mode not in ("coupled", "decoupled"):
+            raise ValueError(f"mode must be 'coupled' or 'decoupled', got {mode!r}")
+        self.members, self.mode = len(gamma), mode
+        # Syre draws the anchors: the include/exclude selection, the per-member fan-in, the seed. With seed
+        # storage nothing is drawn until asked, so a first Syre only tells which tensors are selected.
+        options: dict[str, Any] = {"include": include, "exclude": exclude, "seed": seed, "anchor_storage": "seed"}
+        selected = set(Syre(model, gamma=0.0, **options).param_names)
+        fan_in = {n: f for n, f in stacked_fan_in(model).items() if n in selected}
+        anchors = Syre(model, gamma=0.0, sigma0=1.0, fan_in=fan_in, **options)
+        params = dict(model.named_parameters())
+        self.names = anchors.param_names
+        self._params = [params[n] for n in self.names]
+        for p, n in zip(self._params, self.names):
+            if p.shape[0] % self.members:
+                raise ValueError(f"parameter {n!r} of shape {tuple(p.shape)} is not stacked over {self.members} members")
+        device = self._params[0].device
+        # float64, cast to each parameter's dtype when used: a float64 model gets exact strengths.
+        self.register_buffer("gamma", torch.tensor(list(gamma), dtype=torch.float64, device=device).view(-1, 1))
+        scale = torch.tensor(list(sigma0), dtype=torch.float64, device=device).view(-1, 1)
+        for i, (name, theta0) in enumerate(anchors.anchors.items()):
+            target = self._member_view(theta0).double() * scale * self.gamma
+            self.register_buffer(f"target{i}", target.to(self._params[i].dtype))
+        self._handle: Any = None
+
+    def _member_view(self, t: Tensor) -> Tensor:
+        return t.view(self.members, -1)
+
+    def _targets(self) -> list[Tensor]:
+        return [getattr(self, f"target{i}") for i in range(len(self._params))]
+
+    @property
+    def active(self) -> bool:
+        return bool((self.gamma > 0).any())
+
+    def anchor_targets(self) -> dict[str, Tensor]:
+        """Parameter name -> ``sigma0_e * theta0`` in the parameter's shape (where member ``e`` is pulled)."""
+        safe = torch.where(self.gamma > 0, self.gamma, torch.ones_like(self.gamma))
+        return {
+            n: (t / safe.to(t.dtype)).view_as(p) for n, t, p in zip(self.names, self._targets(), self._params)
+        }
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        if self._handle is not None:
+            raise ValueError("MemberDecay is already attached to an optimizer")
+        self._handle = optimizer.register_step_pre_hook(self._pre_step)
+        return optimizer
+
+    @torch.no_grad()
+    def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        live = [i for i, p in enumerate(self._params) if p.grad is not None]
+        if not live or not self.active:
+            return
+        targets = self._targets()
+        gamma = [self.gamma.to(self._params[i].dtype) for i in live]
+        params = [self._member_view(self._params[i]) for i in live]
+        goals = [targets[i] for i in live]
+        if self.mode == "coupled":
+            grads = [self._member_view(self._params[i].grad) for i in live]
+            torch._foreach_addcmul_(grads, gamma, params)
+            torch._foreach_sub_(grads, goals)
+        else:
+            lr = float(optimizer.param_groups[0]["lr"])
+            torch._foreach_mul_(params, [1 - lr * g for g in gamma])
+            torch._foreach_add_(params, goals, alpha=lr)
+

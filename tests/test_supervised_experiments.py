@@ -1,0 +1,135 @@
+"""Every supervised experiment at a tiny size on CPU, with its measurements checked for meaning."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from syre_rl.presets import PROJECT_ROOT, load_preset
+from syre_rl.supervised.experiments import EXPERIMENTS
+from syre_rl.supervised.train import Stage, train
+from test_supervised_data import write_cifar
+
+CPU = torch.device("cpu")
+
+
+def tiny(name: str, **fields):
+    experiment = EXPERIMENTS[name]
+    cfg = load_preset(PROJECT_ROOT / "experiments" / f"{name}.yaml", "tiny", experiment.schema)
+    return experiment, dataclasses.replace(cfg, **fields)
+
+
+def final(results: dict) -> dict[str, dict[str, float]]:
+    """``{metric: {member name: value}}`` of the last stage."""
+    names = [m["name"] for m in results["members"]]
+    return {k: dict(zip(names, v)) for k, v in results["history"][-1]["metrics"].items()}
+
+
+def test_teacher_student_syre_separates_duplicate_units_vanilla_does_not(tmp_path):
+    experiment, cfg = tiny("teacher-student")
+    metrics = final(train(experiment, cfg, run_dir=tmp_path, log=lambda s: None))
+    pairs, distance = metrics["symmetry/identical_pairs"], metrics["symmetry/min_pair_distance"]
+    assert metrics["symmetry/initial_identical_pairs"]["vanilla_seed0"] == 6  # 4 of 8 units identical
+    assert pairs["vanilla_seed0"] == 6 and pairs["wd_wd0.01_seed0"] == 6  # trapped: Adam keeps them identical
+    assert distance["vanilla_seed0"] == 0
+    assert pairs["syre_wd0.01_s0.1_seed0"] == 0 and distance["syre_wd0.01_s0.1_seed0"] > 1e-3  # escaped
+    assert all(v < 1 for v in metrics["test/loss"].values())
+
+
+def test_mnist_fcn_measures_rank_and_dead_units_of_each_layer_and_sees_collapse(tmp_path):
+    experiment, cfg = tiny("mnist-fcn-wd")
+    metrics = final(train(experiment, cfg, run_dir=tmp_path, log=lambda s: None))
+    assert set(metrics["test/accuracy"]) == {
+        "wd_wd0.1_seed0", "wd_wd10_seed0", "syre_wd0.1_s0.01_seed0", "syre_wd10_s0.01_seed0", "dropout_p0.3_seed0"
+    } and all(0.3 < a <= 1 for a in metrics["test/accuracy"].values())  # 512 examples: well above chance
+    for layer in (0, 1):
+        assert all(1 <= r <= 32 for r in metrics[f"test/effective_rank/layer{layer}"].values())
+    # A collapsed member reports it: rank-1 weights give rank 1, a large negative bias gives dead units.
+    model_run = experiment(cfg, CPU, None, False)
+    with torch.no_grad():
+        layers = model_run.model.layers
+        layers[1].weight[0] = torch.outer(torch.rand(32), torch.rand(32))
+        layers[1].bias[0] = 0
+        layers[0].bias[1] = -1e3
+    model_run.model.eval()
+    with torch.no_grad():
+        m = model_run.hidden_metrics(Stage(0, 0, 0))
+    assert m["effective_rank/layer1"][0] < 1.5 and m["effective_rank/layer1"][2] > 10
+    assert m["dead_fraction/layer0"][1] == 1.0 and m["dead_fraction/layer0"][0] < 0.5
+
+
+def test_permuted_mnist_reports_every_task_and_the_tasks_really_differ(tmp_path):
+    experiment, cfg = tiny("permuted-mnist", methods=["vanilla", "syre"])
+    train(experiment, cfg, run_dir=tmp_path, max_stages=1, log=lambda s: None)
+    # After task 0 only: good on the original images, near chance on task 1's permuted pixels.
+    run = experiment(cfg, CPU, None, False)
+    run.model.load_state_dict(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"])
+    run.model.eval()
+    with torch.no_grad():
+        assert min(run.accuracy(Stage(0, 0, 0))) > 0.4 and max(run.accuracy(Stage(0, 1, 0))) < 0.3
+    history = train(experiment, cfg, run_dir=tmp_path, resume=True, log=lambda s: None)["history"]
+    assert [h["task"] for h in history] == [0, 1, 2]
+    for h in history:
+        assert all(f"start/effective_rank/layer{i}" in h["metrics"] for i in (0, 1))
+        assert sorted(k for k in h["metrics"] if k.startswith("tasks/accuracy_task")) == [
+            f"tasks/accuracy_task{t}" for t in range(h["task"] + 1)
+        ]
+        assert h["metrics"]["test/accuracy"] == h["metrics"][f"tasks/accuracy_task{h['task']}"]
+
+
+def test_mnist_cnn_trains_and_measures_its_hidden_layers(tmp_path):
+    experiment, cfg = tiny("mnist-cnn")
+    metrics = final(train(experiment, cfg, run_dir=tmp_path, log=lambda s: None))
+    assert len(metrics["test/accuracy"]) == 3 and all(0 <= a <= 1 for a in metrics["test/accuracy"].values())
+    assert all(1 <= r <= 128 for r in metrics["test/effective_rank/layer1"].values())  # fc1: 128 units
+
+
+def test_beta_vae_decays_only_the_encoder_and_counts_active_latents(tmp_path):
+    experiment, cfg = tiny("beta-vae")
+    metrics = final(train(experiment, cfg, run_dir=tmp_path, log=lambda s: None))
+    assert all(0 <= u <= 10 for u in metrics["encoder/active_units"].values())
+    assert all(0 < r <= 10 for r in metrics["encoder/mean_effective_rank"].values())
+    assert all(0 < loss < 784 * 0.7 for loss in metrics["test/recon_loss"].values())  # below a coin flip per pixel
+    run = experiment(cfg, CPU, None, False)
+    from syre_rl.supervised.ensemble import MemberDecay
+
+    decay = MemberDecay(run.model, [1.0, 1.0], [0.0, 0.01], include=experiment.decay_include)
+    assert decay.names and all(n.startswith("encoder.") for n in decay.names)
+    with torch.no_grad():  # a collapsed encoder mean (posterior collapse) has no active units and rank 0
+        run.model.encoder.layers[-1].weight[0].zero_()
+        run.model.encoder.layers[-1].bias[0].zero_()
+        run.model.eval()
+        m = run.evaluate(Stage(0, 0, 0))
+    assert m["encoder/active_units"][0] == 0 and m["encoder/mean_effective_rank"][0] == 0
+    assert m["encoder/active_units"][1] > 0
+
+
+def test_simclr_probes_and_low_rankness_on_cifar100_layout(tmp_path):
+    write_cifar(tmp_path, "cifar100", n=64)
+    experiment, cfg = tiny("simclr")
+    metrics = final(train(experiment, cfg, run_dir=tmp_path / "run", data_dir=tmp_path, log=lambda s: None))
+    for layer in ("backbone", "penultimate", "last"):
+        assert all(0 <= a <= 1 for a in metrics[f"probe/{layer}_accuracy"].values())
+        assert all(0 <= f <= 1 for f in metrics[f"features/{layer}_low_rank_fraction"].values())
+    run = experiment(cfg, CPU, tmp_path, False)
+    with torch.no_grad():  # a last layer that outputs a constant is entirely low-rank
+        run.model["head"].layers[-1].weight[0].zero_()
+        run.model.eval()
+        m = run.evaluate(Stage(0, 0, 0))
+    assert m["features/last_low_rank_fraction"][0] == 1.0 and m["features/last_low_rank_fraction"][1] < 1.0
+
+
+def test_cifar10_resnet_sweeps_sigma0(tmp_path):
+    write_cifar(tmp_path, "cifar10", n=16)
+    experiment, cfg = tiny("cifar10-resnet")
+    metrics = final(train(experiment, cfg, run_dir=tmp_path / "run", data_dir=tmp_path, log=lambda s: None))
+    assert set(metrics["test/accuracy"]) == {"wd_wd0.0005_seed0", "syre_wd0.0005_s0.01_seed0", "syre_wd0.0005_s0.5_seed0"}
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_every_experiment_has_default_and_tiny_presets(name):
+    for preset in ("default", "tiny"):
+        cfg = load_preset(PROJECT_ROOT / "experiments" / f"{name}.yaml", preset, EXPERIMENTS[name].schema)
+        assert cfg.members()

@@ -1,0 +1,140 @@
+"""The batched-members model, the per-member decay, checkpoints and resume, and the script's bad-input handling."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from syre_rl.presets import PROJECT_ROOT, load_preset
+from syre_rl.supervised.ensemble import MemberDecay, StackedConv2d, member_generators, stacked_fan_in
+from syre_rl.supervised.experiments import EXPERIMENTS
+from syre_rl.supervised.models import MLP, to_grouped
+from syre_rl.supervised.train import train
+
+_spec = importlib.util.spec_from_file_location("train_supervised", PROJECT_ROOT / "scripts" / "train_supervised.py")
+train_supervised = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(train_supervised)
+
+
+@pytest.mark.parametrize("mode", ["coupled", "decoupled"])
+def test_stacked_members_equal_separate_models_trained_alone(mode):
+    """E members in one model, one Adam, per-member decay = E plain nn.Linear nets, each with its own Adam
+    and its own decay written as a loss penalty (coupled) or an explicit shrink (decoupled), in float64."""
+    torch.manual_seed(0)
+    seeds, gamma, sigma0, lr = [0, 1, 0], [0.0, 0.1, 0.1], [0.0, 0.0, 0.5], 1e-2
+    model = MLP(6, [5, 4], 3, member_generators(seeds)).double()
+    separate = [model.member(e) for e in range(3)]
+    opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+    decay = MemberDecay(model, gamma, sigma0, mode=mode, seed=7)
+    decay.attach(opt)
+    targets = decay.anchor_targets()  # name -> sigma0_e * theta0 in the stacked layout
+    anchors = [
+        [t for layer in range(3) for t in (targets[f"layers.{layer}.weight"][e].T, targets[f"layers.{layer}.bias"][e, 0])]
+        for e in range(3)
+    ]
+    opts = [torch.optim.Adam(net.parameters(), lr=lr) for net in separate]
+    x, y = torch.randn(20, 4, 6, dtype=torch.float64), torch.randint(0, 3, (20, 4))
+    for step in range(20):
+        losses = F.cross_entropy(model(x[step].expand(3, 4, 6)).transpose(1, 2), y[step].expand(3, 4), reduction="none")
+        opt.zero_grad()
+        losses.mean(1).sum().backward()
+        opt.step()
+        for e, (net, o) in enumerate(zip(separate, opts)):
+            loss = F.cross_entropy(net(x[step]), y[step])
+            if mode == "coupled":
+                loss = loss + gamma[e] / 2 * sum((p - a).square().sum() for p, a in zip(net.parameters(), anchors[e]))
+            o.zero_grad()
+            loss.backward()
+            if mode == "decoupled":
+                with torch.no_grad():
+                    for p, a in zip(net.parameters(), anchors[e]):
+                        p.sub_(lr * gamma[e] * (p - a))
+            o.step()
+    for e, net in enumerate(separate):
+        for a, b in zip(model.member(e).parameters(), net.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(model.layers[0].weight[0], model.layers[0].weight[2])  # syre moved member 2
+
+
+def test_stacked_conv_is_each_members_own_convolution():
+    conv = StackedConv2d(3, 4, 3, member_generators([0, 1]), padding=1)
+    x = torch.randn(2, 5, 3, 8, 8)
+    out = conv(to_grouped(x)).view(5, 2, 4, 8, 8)
+    for e in range(2):
+        expected = F.conv2d(x[e], conv.weight[e], conv.bias[e], padding=1)
+        torch.testing.assert_close(out[:, e], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_member_decay_anchors_use_each_members_fan_in():
+    model = nn.ModuleDict({"fc": MLP(400, [300], 10, member_generators(range(4))), "conv": StackedConv2d(
+        8, 16, 3, member_generators(range(4)))})
+    fan_in = stacked_fan_in(model)
+    assert fan_in["fc.layers.0.weight"] == 400 and fan_in["fc.layers.1.bias"] == 300 and fan_in["conv.weight"] == 72
+    decay = MemberDecay(model, [1.0] * 4, [0.0, 1.0, 1.0, 2.0], seed=3)
+    target = decay.anchor_targets()
+    w = target["fc.layers.0.weight"]
+    assert torch.all(w[0] == 0)  # sigma0 = 0: plain weight decay toward zero
+    assert abs(float(w[1].std()) - 1 / 400**0.5) < 0.002  # std sigma0 / sqrt(400), not / sqrt(400 * 300)
+    assert abs(float(target["conv.weight"][3].std()) - 2 / 72**0.5) < 0.02
+    assert not torch.allclose(w[1], w[2])  # one anchor per member
+    only_fc = MemberDecay(model, [1.0] * 4, [1.0] * 4, include="fc.*")
+    assert only_fc.names == ["fc.layers.0.weight", "fc.layers.0.bias", "fc.layers.1.weight", "fc.layers.1.bias"]
+
+
+def _tiny(name: str, **fields):
+    experiment = EXPERIMENTS[name]
+    cfg = load_preset(PROJECT_ROOT / "experiments" / f"{name}.yaml", "tiny", experiment.schema)
+    return experiment, dataclasses.replace(cfg, **fields)
+
+
+def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
+    experiment, cfg = _tiny("permuted-mnist", tasks=2, eval_size=64, test_size=64, train_size=256)
+    whole = train(experiment, cfg, run_dir=tmp_path / "whole", log=lambda s: None)
+    first = train(experiment, cfg, run_dir=tmp_path / "split", max_stages=1, log=lambda s: None)
+    assert first["stages_done"] == 1
+    resumed = train(experiment, cfg, run_dir=tmp_path / "split", resume=True, log=lambda s: None)
+    assert resumed["stages_done"] == 2
+    for a, b in zip(whole["history"], resumed["history"]):
+        assert a["metrics"] == b["metrics"]
+    assert (tmp_path / "split" / "tb").is_dir() and any((tmp_path / "split" / "tb").iterdir())
+
+
+def _run_main(args, capsys):
+    code = train_supervised.main(args)
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, capsys):
+    run = tmp_path / "run"
+    common = ["--run-dir", str(run), "--preset", "tiny"]
+    for args, message in [
+        (["--experiment", "nope"], "unknown experiment 'nope'"),
+        (["--experiment", "teacher-student", "--preset", "huge"], "unknown preset 'huge'"),
+        (["--experiment", "teacher-student", "--lr", "-1"], "lr must be a finite number > 0"),
+        (["--experiment", "teacher-student", "--gamma", "nan"], "'weight_decay' values must be finite"),
+        (["--experiment", "teacher-student", "--tasks", "3"], "--tasks applies to permuted-mnist only"),
+        (["--experiment", "mnist-cnn", "--data-dir", str(tmp_path / "none")], "missing file train-images-idx3-ubyte"),
+        (["--experiment", "teacher-student", "--resume"], "nothing to resume"),
+    ]:
+        code, err = _run_main([*common, *args], capsys)
+        assert code == 2 and err.startswith("error: ") and message in err and "\n" not in err, (args, err)
+    assert not run.exists() or not any(run.iterdir())
+
+    assert _run_main(["--experiment", "teacher-student", *common, "--epochs", "1"], capsys)[0] == 0
+    before = (run / "results.json").read_text()
+    code, err = _run_main(["--experiment", "teacher-student", *common], capsys)
+    assert code == 2 and "already holds a run" in err
+    code, err = _run_main(["--experiment", "teacher-student", *common, "--resume", "--epochs", "2"], capsys)
+    assert code == 2 and "another configuration" in err
+    (run / "checkpoint.pt").write_bytes((run / "checkpoint.pt").read_bytes()[:100])
+    code, err = _run_main(["--experiment", "teacher-student", *common, "--resume", "--epochs", "1"], capsys)
+    assert code == 2 and "corrupt checkpoint" in err and "\n" not in err
+    assert (run / "results.json").read_text() == before
+    assert json.loads(before)["stages_done"] == 1
