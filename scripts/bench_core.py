@@ -89,16 +89,28 @@ def main() -> None:
     if args.steps < 1 or args.repeats < 1:
         sys.exit("bench_core.py: --steps and --repeats must be positive")
 
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads")
-    print(f"{'model':<20}{'optim':<7}{'mode':<11}{'anchors':<8}{'plain ms':>10}{'syre ms':>10}{'overhead':>10}"
-          f"{'anchor MiB':>12}")
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    print(
+        f"{'model':<20}{'optim':<7}{'mode':<11}{'anchors':<8}{'plain ms':>10}{'syre ms':>10}{'overhead':>10}"
+        f"{'anchor MiB':>12}"
+    )
     for model_name in args.models:
-        for opt_name, mode in [("Adam", "coupled"), ("AdamW", "decoupled"), ("Adam", "decoupled"), ("AdamW", "coupled")]:
+        for opt_name, mode in [
+            ("Adam", "coupled"),
+            ("AdamW", "decoupled"),
+            ("Adam", "decoupled"),
+            ("AdamW", "coupled"),
+        ]:
             for storage in ("tensor", "seed"):
                 r = bench_case(model_name, opt_name, mode, storage, args.steps, args.repeats)
-                print(f"{r['model']:<20}{r['optimizer']:<7}{r['mode']:<11}{r['storage']:<8}{r['plain_ms']:>10.3f}"
-                      f"{r['syre_ms']:>10.3f}{r['overhead']:>+10.1%}{r['anchor_mib']:>12.2f}", flush=True)
+                print(
+                    f"{r['model']:<20}{r['optimizer']:<7}{r['mode']:<11}{r['storage']:<8}{r['plain_ms']:>10.3f}"
+                    f"{r['syre_ms']:>10.3f}{r['overhead']:>+10.1%}{r['anchor_mib']:>12.2f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 PPO (SB3 MlpPolicy, ReLU) on ``drifting_pendulum:probe``: gravity alternates A-B-A-B, so the return reached on
 the same gravity can be compared early and late in the run. After every rollout it measures the effective rank
-and the dead fraction of the actor's last hidden layer on that rollout's observations.
+and the dead fraction of the actor's last hidden layer on a fixed batch of pendulum states.
 
     python scripts/probe_plasticity_pendulum.py --seed 0 --out runs/probe_pendulum_s0.json
 """
@@ -24,13 +24,22 @@ from syre_rl.envs import load_task, make_vec_env
 from syre_rl.plasticity import dead_fraction, effective_rank
 
 
+def probe_batch(n: int = 1024, seed: int = 0) -> torch.Tensor:
+    """Fixed pendulum states (angle uniform on the circle, speed uniform in [-8, 8]): the same inputs at every
+    measurement, so rank changes come from the network and not from a changing state distribution."""
+    rng = np.random.default_rng(seed)
+    theta, speed = rng.uniform(-np.pi, np.pi, n), rng.uniform(-8, 8, n)
+    return torch.as_tensor(np.stack([np.cos(theta), np.sin(theta), speed], axis=1), dtype=torch.float32)
+
+
 class ProbeCallback(BaseCallback):
-    """Episode returns per regime, and feature rank / dead units after each rollout."""
+    """Episode returns per regime, and feature rank / dead units on a fixed batch after each rollout."""
 
     def __init__(self) -> None:
         super().__init__()
         self.returns: dict[int, list[float]] = defaultdict(list)
         self.features: list[dict[str, float]] = []
+        self.batch = probe_batch()
 
     def _on_step(self) -> bool:
         for info in self.locals["infos"]:
@@ -39,9 +48,8 @@ class ProbeCallback(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
-        obs = torch.as_tensor(self.model.rollout_buffer.observations.reshape(-1, 3), device=self.model.device)
         with torch.no_grad():
-            latent = self.model.policy.mlp_extractor.forward_actor(obs)
+            latent = self.model.policy.mlp_extractor.forward_actor(self.batch)
         regime = self.locals["infos"][0]["regime"]["index"]
         self.features.append(
             {

@@ -24,13 +24,27 @@ from syre_rl.supervised.experiments import EXPERIMENTS
 from syre_rl.supervised.train import CheckpointError, RunDirError, train
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Report a bad option as one line on stderr, exit status 2 (argparse adds a usage block)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = OneLineParser(description=__doc__.split("\n")[0])
     p.add_argument("--experiment", required=True, help=f"one of: {', '.join(EXPERIMENTS)}")
     p.add_argument("--preset", default="default", help="preset name in experiments/<experiment>.yaml")
     p.add_argument("--run-dir", type=Path, default=None, help="default: runs/<experiment>")
-    p.add_argument("--data-dir", type=Path, default=None, help=f"torchvision-style data root (default {default_data_dir()})")
-    p.add_argument("--download", action="store_true", help="fetch missing datasets with torchvision (needs internet)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"torchvision-style data root (default {default_data_dir()})",
+    )
+    p.add_argument(
+        "--download", action="store_true", help="fetch missing datasets with torchvision (needs internet)"
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
@@ -38,7 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     group = p.add_argument_group("overrides of preset fields")
     group.add_argument("--syre", action="store_true", help="train syre members only (methods: [syre])")
     group.add_argument("--methods", type=lambda s: s.split(","), help="comma-separated, e.g. vanilla,wd,syre")
-    group.add_argument("--gamma", type=float, help="decay strength of wd and syre (replaces the weight_decay sweep)")
+    group.add_argument(
+        "--gamma", type=float, help="decay strength of wd and syre (replaces the weight_decay sweep)"
+    )
     group.add_argument("--sigma0", type=float, help="anchor scale of syre (replaces the sigma0 sweep)")
     group.add_argument("--seeds", type=int, help="members per setting")
     group.add_argument("--seed", type=int, help="first seed")
@@ -59,21 +75,32 @@ def build_config(args: argparse.Namespace):
         "methods": ["syre"] if args.syre else args.methods,
         "weight_decay": [args.gamma] if args.gamma is not None else None,
         "sigma0": [args.sigma0] if args.sigma0 is not None else None,
-        "seeds": args.seeds, "seed": args.seed, "epochs": args.epochs, "tasks": args.tasks,
-        "batch_size": args.batch_size, "lr": args.lr, "train_size": args.train_size,
+        "seeds": args.seeds,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "tasks": args.tasks,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "train_size": args.train_size,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     known = {f.name for f in dataclasses.fields(cfg)}
     if "tasks" in overrides and "tasks" not in known:
         raise PresetError(f"--tasks applies to permuted-mnist only, not {args.experiment}")
-    return build_preset(experiment.schema, {**dataclasses.asdict(cfg), **overrides}, f"{path.name}:{args.preset} + command line")
+    return build_preset(
+        experiment.schema,
+        {**dataclasses.asdict(cfg), **overrides},
+        f"{path.name}:{args.preset} + command line",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.experiment not in EXPERIMENTS:
-            raise PresetError(f"unknown experiment {args.experiment!r}; choose one of: {', '.join(EXPERIMENTS)}")
+            raise PresetError(
+                f"unknown experiment {args.experiment!r}; choose one of: {', '.join(EXPERIMENTS)}"
+            )
         if args.threads is not None:
             if args.threads < 1:
                 raise PresetError(f"--threads must be >= 1, got {args.threads}")
@@ -81,8 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg = build_config(args)
         run_dir = args.run_dir or PROJECT_ROOT / "runs" / args.experiment
         train(
-            EXPERIMENTS[args.experiment], cfg, run_dir=run_dir, device=args.device, data_dir=args.data_dir,
-            download=args.download, resume=args.resume, force=args.force, preset=args.preset,
+            EXPERIMENTS[args.experiment],
+            cfg,
+            run_dir=run_dir,
+            device=args.device,
+            data_dir=args.data_dir,
+            download=args.download,
+            resume=args.resume,
+            force=args.force,
+            preset=args.preset,
         )
     except (PresetError, DataError, RunDirError, CheckpointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -114,6 +114,9 @@ class Syre(nn.Module):
     :param include: glob patterns of parameter names to decay (default: all trainable floating tensors).
     :param exclude: glob patterns of parameter names to leave alone.
     :param fan_in: fan-in per parameter name, for layouts torch's convention does not cover (stacked ensembles).
+    :param anchors: given anchors (name -> tensor, copied; names not selected are ignored) instead of random ones,
+        for decay toward a chosen point (the initial weights for L2-Init); ``sigma0`` and ``anchor_scale`` are
+        then unused.
     :param init_offset: add ``theta0`` to the weights now, so training starts where ``f(theta + theta0)`` does.
     """
 
@@ -131,6 +134,7 @@ class Syre(nn.Module):
         include: str | Iterable[str] | None = None,
         exclude: str | Iterable[str] | None = None,
         fan_in: Mapping[str, int] | None = None,
+        anchors: Mapping[str, Tensor] | None = None,
         init_offset: bool = False,
     ) -> None:
         super().__init__()
@@ -179,25 +183,50 @@ class Syre(nn.Module):
         self._names = [n for n, _ in selected]
         self._params = [t for _, t in selected]
         self._stds = [
-            self.sigma0 / math.sqrt(fan_in.get(n, _fan_in(n, t, shapes))) if self.anchor_scale == "fan_in"
+            self.sigma0 / math.sqrt(fan_in.get(n, _fan_in(n, t, shapes)))
+            if self.anchor_scale == "fan_in"
             else self.sigma0
             for n, t in selected
         ]
         self._seeds = [_tensor_seed(self.seed, n) for n in self._names]
+        given = self._check_given_anchors(anchors) if anchors is not None else None
+        if given is not None:
+            self._stds = [
+                float(given[n].double().std()) if given[n].numel() > 1 else 0.0 for n in self._names
+            ]
         if self.anchor_storage == "tensor":
             for name, param, std, tensor_seed in zip(self._names, self._params, self._stds, self._seeds):
                 anchor, diag = self._draw(param, std, tensor_seed)
+                if given is not None:
+                    anchor = given[name].detach().to(param.device, param.dtype, copy=True)
                 self.register_buffer(_buffer_key("theta0", name), anchor)
                 if diag is not None:
                     self.register_buffer(_buffer_key("D", name), diag)
         self._optimizer: weakref.ref[torch.optim.Optimizer] | None = None
         self._handle: Any = None
         self._groups: list[tuple[dict[str, Any], list[int]]] = []
-        self._step_lists: list[tuple[dict[str, Any], list[int], list[Tensor], list[Tensor], list[Tensor]]] | None = None
+        self._step_lists: (
+            list[tuple[dict[str, Any], list[int], list[Tensor], list[Tensor], list[Tensor]]] | None
+        ) = None
         if init_offset:
             self.init_offset()
 
     # ----------------------------------------------------------------------------------------- anchors
+    def _check_given_anchors(self, anchors: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
+        if self.anchor_storage != "tensor":
+            raise ValueError(
+                "anchors can only be given with anchor_storage='tensor' (seeds cannot regenerate them)"
+            )
+        missing = sorted(set(self._names) - set(anchors))
+        if missing:
+            raise ValueError(f"anchors must hold every selected parameter; missing: {', '.join(missing)}")
+        for name, param in zip(self._names, self._params):
+            if tuple(anchors[name].shape) != tuple(param.shape):
+                raise ValueError(
+                    f"anchors[{name!r}] has shape {tuple(anchors[name].shape)}, the parameter {tuple(param.shape)}"
+                )
+        return anchors
+
     def _draw(self, param: Tensor, std: float, tensor_seed: int) -> tuple[Tensor, Tensor | None]:
         """Draw one tensor's anchor (and diagonal) from its own seed: the same numbers on every call."""
         gen = torch.Generator(device=param.device).manual_seed(tensor_seed)
@@ -281,7 +310,10 @@ class Syre(nn.Module):
         taken = _ATTACHED.setdefault(optimizer, set())
         mine = {id(p) for p in self._params}
         if taken & mine:
-            raise ValueError("the optimizer already applies a Syre to some of these parameters (attached twice)")
+            raise ValueError(
+                "the optimizer already decays some of these parameters toward an anchor (a Syre, or L2/L2-Init "
+                "built on it, is attached for them): attached twice"
+            )
         taken |= mine
         self._optimizer = weakref.ref(optimizer)
         self._index_groups(optimizer)
@@ -401,7 +433,9 @@ class Syre(nn.Module):
         self.mode, self.anchor_scale, self.seed = config["mode"], config["anchor_scale"], config["seed"]
         self._stds, self._seeds = list(state["stds"]), list(state["seeds"])
 
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
         # Validate the whole state before anything is copied, so that a mismatch changes nothing.
         extra = state_dict.get(prefix + "_extra_state")
         if not isinstance(extra, dict) or extra.get("version") != 1:

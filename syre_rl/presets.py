@@ -51,7 +51,9 @@ def preset_names(path: str | Path) -> list[str]:
     return list(read_preset_file(path))
 
 
-def _resolve(path: Path, presets: dict[str, dict[str, Any]], name: str, seen: tuple[str, ...]) -> dict[str, Any]:
+def _resolve(
+    path: Path, presets: dict[str, dict[str, Any]], name: str, seen: tuple[str, ...]
+) -> dict[str, Any]:
     if name not in presets:
         raise PresetError(f"unknown preset {name!r} in {path}; choose one of: {', '.join(presets)}")
     if name in seen:
@@ -75,7 +77,9 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
                 return _check_type(value, arg, where)
             except PresetError:
                 continue
-        raise PresetError(f"{where}: {value!r} is not {' or '.join(getattr(a, '__name__', str(a)) for a in args)}")
+        raise PresetError(
+            f"{where}: {value!r} is not {' or '.join(getattr(a, '__name__', str(a)) for a in args)}"
+        )
     if hint is type(None):
         if value is None:
             return None
@@ -129,7 +133,9 @@ def build_preset(schema: type[T], fields: dict[str, Any], where: str) -> T:
     known = {f.name for f in dataclasses.fields(schema)}  # type: ignore[arg-type]
     unknown = sorted(set(fields) - known)
     if unknown:
-        raise PresetError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+        raise PresetError(
+            f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}"
+        )
     checked = {k: _check_type(v, hints[k], f"{where}: field {k!r}") for k, v in fields.items()}
     try:
         return schema(**checked)

@@ -43,7 +43,9 @@ class Translate(nn.Module):
         return w - self.theta0
 
 
-def reparametrised(model: nn.Module, anchors: dict[str, torch.Tensor]) -> tuple[nn.Module, dict[str, nn.Parameter]]:
+def reparametrised(
+    model: nn.Module, anchors: dict[str, torch.Tensor]
+) -> tuple[nn.Module, dict[str, nn.Parameter]]:
     """A copy of ``model`` computing ``f(theta + theta0)``, with the same effective weights; returns theta by name."""
     literal = copy.deepcopy(model)
     for name, theta0 in anchors.items():
@@ -57,8 +59,10 @@ def reparametrised(model: nn.Module, anchors: dict[str, torch.Tensor]) -> tuple[
 
 
 def effective_weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {n: getattr(model.get_submodule(n.rsplit(".", 1)[0]), n.rsplit(".", 1)[1]).detach().clone()
-            for n, _ in mlp().named_parameters()}
+    return {
+        n: getattr(model.get_submodule(n.rsplit(".", 1)[0]), n.rsplit(".", 1)[1]).detach().clone()
+        for n, _ in mlp().named_parameters()
+    }
 
 
 OPTIMIZERS = {
@@ -124,7 +128,9 @@ def pair_separation(net: nn.Sequential) -> float:
     return float((first - second).abs().max().detach())
 
 
-def train_duplicated(optimizer_cls: type, lr: float, syre_kwargs: dict | None, weight_decay: float = 0.0) -> float:
+def train_duplicated(
+    optimizer_cls: type, lr: float, syre_kwargs: dict | None, weight_decay: float = 0.0
+) -> float:
     net = duplicated_net()
     opt = optimizer_cls(net.parameters(), lr=lr, weight_decay=weight_decay)
     if syre_kwargs is not None:
@@ -158,7 +164,9 @@ def test_ridge_regression_lands_on_the_closed_form() -> None:
     gen = torch.Generator().manual_seed(0)
     n, d, gamma = 200, 6, 0.3
     x = torch.randn(n, d, generator=gen, dtype=torch.float64)
-    y = x @ torch.randn(d, 1, generator=gen, dtype=torch.float64) + 0.1 * torch.randn(n, 1, generator=gen, dtype=torch.float64)
+    y = x @ torch.randn(d, 1, generator=gen, dtype=torch.float64) + 0.1 * torch.randn(
+        n, 1, generator=gen, dtype=torch.float64
+    )
     model = nn.Linear(d, 1, bias=False).double()
     syre = Syre(model, gamma=gamma, sigma0=2.0, anchor_scale="absolute", seed=1)
     opt = syre.attach(torch.optim.SGD(model.parameters(), lr=0.2))
@@ -191,7 +199,9 @@ def test_anchor_scale_and_selection() -> None:
     model = nn.Sequential(nn.Linear(400, 300), nn.ReLU(), nn.Linear(300, 10))
     syre = Syre(model, gamma=0.1, sigma0=0.5, seed=0)
     assert syre.anchors["0.weight"].std().item() == pytest.approx(0.5 / 400**0.5, rel=0.02)
-    assert syre.anchors["0.bias"].std().item() == pytest.approx(0.5 / 400**0.5, rel=0.2)  # bias takes its layer's fan-in
+    assert syre.anchors["0.bias"].std().item() == pytest.approx(
+        0.5 / 400**0.5, rel=0.2
+    )  # bias takes its layer's fan-in
     assert syre.anchors["2.weight"].std().item() == pytest.approx(0.5 / 300**0.5, rel=0.05)
     absolute = Syre(model, gamma=0.1, sigma0=0.5, anchor_scale="absolute", seed=0)
     assert absolute.anchors["0.weight"].std().item() == pytest.approx(0.5, rel=0.02)
@@ -199,6 +209,22 @@ def test_anchor_scale_and_selection() -> None:
     assert weights_only.param_names == ["0.weight"]
     spread = Syre(model, gamma=0.1, spread=0.25, seed=0).diagonals["0.weight"]
     assert 0.75 <= spread.min() < 0.76 and 1.24 < spread.max() <= 1.25
+
+
+def test_given_anchors_are_copied_and_checked() -> None:
+    model = mlp()
+    target = {n: torch.full_like(p, 0.5) for n, p in model.named_parameters()}
+    syre = Syre(model, gamma=0.1, anchors=target, include="0.*")
+    assert syre.param_names == ["0.weight", "0.bias"]  # names outside the selection are ignored
+    assert torch.equal(syre.anchors["0.weight"], target["0.weight"])
+    target["0.weight"].fill_(9.0)
+    assert syre.anchors["0.weight"].max() == 0.5  # a copy, not a view of the caller's tensor
+    with pytest.raises(ValueError, match="missing: 0.bias"):
+        Syre(model, gamma=0.1, anchors={"0.weight": target["0.weight"]}, include="0.*")
+    with pytest.raises(ValueError, match="has shape"):
+        Syre(model, gamma=0.1, anchors={**target, "0.bias": torch.zeros(3, dtype=torch.float64)})
+    with pytest.raises(ValueError, match="anchor_storage"):
+        Syre(model, gamma=0.1, anchors=target, anchor_storage="seed")
 
 
 def test_init_offset_starts_at_theta_plus_theta0() -> None:
@@ -212,7 +238,9 @@ def test_init_offset_starts_at_theta_plus_theta0() -> None:
 def test_decoupled_mode_uses_each_groups_lr_and_detach_restores_the_plain_step() -> None:
     model = mlp()
     syre = Syre(model, gamma=0.5, sigma0=1.0, mode="decoupled", seed=0)
-    opt = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.1}, {"params": model[2].parameters(), "lr": 0.01}])
+    opt = torch.optim.SGD(
+        [{"params": model[0].parameters(), "lr": 0.1}, {"params": model[2].parameters(), "lr": 0.01}]
+    )
     syre.attach(opt)
     for p in model.parameters():
         p.grad = torch.zeros_like(p)  # zero loss gradient: only the pull toward the anchor moves the weights
@@ -241,6 +269,7 @@ def run_steps(model: nn.Module, opt: torch.optim.Optimizer, steps: int, start: i
 @pytest.mark.parametrize("mode", ["coupled", "decoupled"])
 def test_save_reload_continue_is_bit_identical(tmp_path, mode: str) -> None:
     """Saving mid-run and continuing in a fresh process-like setup gives the very same anchors and weights."""
+
     def build(seed: int) -> tuple[nn.Module, Syre, torch.optim.Optimizer]:
         model = mlp()
         syre = Syre(model, gamma=GAMMA, sigma0=0.1, spread=0.1, mode=mode, seed=seed)
@@ -348,5 +377,7 @@ def test_import_core_loads_only_torch_and_the_standard_library() -> None:
         "new = {m.split('.')[0] for m in set(sys.modules) - before}; "
         "print(sorted(new - set(sys.stdlib_module_names) - {'syre_rl'}))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"

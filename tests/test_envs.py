@@ -14,6 +14,7 @@ from syre_rl.envs import (
     TASKS,
     FrictionWrapper,
     RegimeLoggerCallback,
+    RegimeSchedule,
     describe_task,
     load_task,
     make_task_env,
@@ -23,13 +24,12 @@ from syre_rl.envs.tasks import TaskPreset
 from syre_rl.presets import PresetError, build_preset
 
 
-def run(env: gym.Env, steps: int, action: np.ndarray | None = None) -> list[dict]:
-    """Step ``env`` (resetting at episode ends); the info of every step and of every reset, in order."""
+def run(env: gym.Env, steps: int) -> list[dict]:
+    """Step ``env`` with random actions, resetting at episode ends; the info of every step and reset, in order."""
     _, info = env.reset(seed=0)
     infos = [info]
     for _ in range(steps):
-        a = env.action_space.sample() if action is None else action
-        _, _, terminated, truncated, info = env.step(a)
+        _, _, terminated, truncated, info = env.step(env.action_space.sample())
         infos.append(info)
         if terminated or truncated:
             _, info = env.reset()
@@ -275,4 +275,4 @@ def test_regime_logger_writes_tensorboard_scalars(tmp_path) -> None:
 
 def test_friction_wrapper_rejects_a_bad_range() -> None:
     with pytest.raises(ValueError, match="friction: need 0 < low <= high"):
-        FrictionWrapper(gym.make("AntBulletEnv-v0"), make_task_env("drifting_pendulum").schedule, 0.0, 1.0)
+        FrictionWrapper(gym.make("AntBulletEnv-v0"), RegimeSchedule(10, seed=0), 0.0, 1.0)

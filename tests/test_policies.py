@@ -57,14 +57,24 @@ def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def anchors(policy: Any) -> dict[str, torch.Tensor]:
-    return {f"{owner}:{name}": a.clone() for owner, s in policy.syre_modules.items() for name, a in s.anchors.items()}
+    return {
+        f"{owner}:{name}": a.clone()
+        for owner, s in policy.syre_modules.items()
+        for name, a in s.anchors.items()
+    }
 
 
 # (algorithm, policy, env factory, kwargs, steps, loss keys SB3 logs)
 LEARNERS = [
     (PPO, SyreActorCriticPolicy, dict(n_steps=128, batch_size=64, n_epochs=2), 512, ["train/loss"]),
     (A2C, SyreActorCriticPolicy, dict(n_steps=16), 512, ["train/policy_loss", "train/value_loss"]),
-    (TRPO, SyreActorCriticPolicy, dict(n_steps=256, batch_size=128, n_critic_updates=2), 512, ["train/value_loss"]),
+    (
+        TRPO,
+        SyreActorCriticPolicy,
+        dict(n_steps=256, batch_size=128, n_critic_updates=2),
+        512,
+        ["train/value_loss"],
+    ),
     (
         RecurrentPPO,
         SyreRecurrentActorCriticPolicy,
@@ -72,17 +82,37 @@ LEARNERS = [
         512,
         ["train/loss"],
     ),
-    (SAC, SyreSACPolicy, dict(learning_starts=100, batch_size=64), 400, ["train/actor_loss", "train/critic_loss"]),
-    (TD3, SyreTD3Policy, dict(learning_starts=100, batch_size=64), 400, ["train/actor_loss", "train/critic_loss"]),
+    (
+        SAC,
+        SyreSACPolicy,
+        dict(learning_starts=100, batch_size=64),
+        400,
+        ["train/actor_loss", "train/critic_loss"],
+    ),
+    (
+        TD3,
+        SyreTD3Policy,
+        dict(learning_starts=100, batch_size=64),
+        400,
+        ["train/actor_loss", "train/critic_loss"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("algo", "policy", "kwargs", "steps", "loss_keys"), LEARNERS, ids=lambda x: getattr(x, "__name__", None))
+@pytest.mark.parametrize(
+    ("algo", "policy", "kwargs", "steps", "loss_keys"), LEARNERS, ids=lambda x: getattr(x, "__name__", None)
+)
 def test_learns_on_pybullet_with_fixed_anchors(algo, policy, kwargs, steps, loss_keys):
     kwargs = copy.deepcopy(kwargs)
     policy_kwargs = {**SMALL, **kwargs.pop("policy_kwargs", {})}
-    model = algo(policy, make_vec_env(ENV, 2 if algo in (PPO, A2C) else 1, seed=0), policy_kwargs=policy_kwargs,
-                 seed=0, device="cpu", **kwargs)
+    model = algo(
+        policy,
+        make_vec_env(ENV, 2 if algo in (PPO, A2C) else 1, seed=0),
+        policy_kwargs=policy_kwargs,
+        seed=0,
+        device="cpu",
+        **kwargs,
+    )
     capture = Capture()
     model.set_logger(Logger(None, [capture]))
     before, anchors_before = snapshot(model.policy), anchors(model.policy)
@@ -112,12 +142,29 @@ def syre_optimizer(policy: Any, syre: Any) -> torch.optim.Optimizer:
 def test_maskable_cnn_and_multi_input_policies_train():
     """The policies for discrete masked actions, images and dict observations (sb3's own test envs)."""
     cases = [
-        (MaskablePPO, SyreMaskableActorCriticPolicy, InvalidActionEnvDiscrete(dim=10, n_invalid_actions=3), "mlp_"),
-        (PPO, SyreActorCriticCnnPolicy, FakeImageEnv(screen_height=36, screen_width=36), "features_extractor.cnn"),
-        (PPO, SyreMultiInputActorCriticPolicy, SimpleMultiObsEnv(random_start=False), "features_extractor.extractors"),
+        (
+            MaskablePPO,
+            SyreMaskableActorCriticPolicy,
+            InvalidActionEnvDiscrete(dim=10, n_invalid_actions=3),
+            "mlp_",
+        ),
+        (
+            PPO,
+            SyreActorCriticCnnPolicy,
+            FakeImageEnv(screen_height=36, screen_width=36),
+            "features_extractor.cnn",
+        ),
+        (
+            PPO,
+            SyreMultiInputActorCriticPolicy,
+            SimpleMultiObsEnv(random_start=False),
+            "features_extractor.extractors",
+        ),
     ]
     for algo, policy, env, expected_prefix in cases:
-        model = algo(policy, env, n_steps=32, batch_size=32, n_epochs=1, seed=0, policy_kwargs={"syre_kwargs": SYRE})
+        model = algo(
+            policy, env, n_steps=32, batch_size=32, n_epochs=1, seed=0, policy_kwargs={"syre_kwargs": SYRE}
+        )
         before = anchors(model.policy)
         assert any(name.startswith(f":{expected_prefix}") for name in before)
         model.learn(64)
@@ -129,14 +176,27 @@ def test_exported_lazily_from_package():
     assert syre_rl.SyreTD3Policy is SyreTD3Policy
 
 
-@pytest.mark.parametrize(("mode", "spread", "optimizer"), [("coupled", 0.0, "sgd"), ("coupled", 0.2, "sgd"), ("decoupled", 0.0, "adam")])
+@pytest.mark.parametrize(
+    ("mode", "spread", "optimizer"),
+    [("coupled", 0.0, "sgd"), ("coupled", 0.2, "sgd"), ("decoupled", 0.0, "adam")],
+)
 def test_anchor_pull_is_exact_with_zero_loss_gradient(mode, spread, optimizer):
     """With zero gradients the only update is syre's: w <- w - lr * gamma * D * (w - theta0)."""
     lr, gamma = 0.1, 0.5
     opt_class = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
-    model = PPO(SyreActorCriticPolicy, make_vec_env(ENV, 1, seed=0), learning_rate=lr, seed=0, device="cpu",
-                policy_kwargs=dict(net_arch=[8], optimizer_class=opt_class, optimizer_kwargs={},
-                                   syre_kwargs=dict(gamma=gamma, sigma0=1.0, spread=spread, mode=mode)))
+    model = PPO(
+        SyreActorCriticPolicy,
+        make_vec_env(ENV, 1, seed=0),
+        learning_rate=lr,
+        seed=0,
+        device="cpu",
+        policy_kwargs=dict(
+            net_arch=[8],
+            optimizer_class=opt_class,
+            optimizer_kwargs={},
+            syre_kwargs=dict(gamma=gamma, sigma0=1.0, spread=spread, mode=mode),
+        ),
+    )
     policy, syre = model.policy, model.policy.syre
     params = dict(policy.named_parameters())
     before = {n: params[n].detach().double().clone() for n in syre.param_names}
@@ -152,8 +212,16 @@ def test_anchor_pull_is_exact_with_zero_loss_gradient(mode, spread, optimizer):
 
 def test_save_load_round_trip_ppo_is_exact(tmp_path):
     env = make_vec_env(ENV, 2, seed=0)
-    model = PPO(SyreActorCriticPolicy, env, n_steps=128, batch_size=64, n_epochs=2, seed=0, device="cpu",
-                policy_kwargs=SMALL)
+    model = PPO(
+        SyreActorCriticPolicy,
+        env,
+        n_steps=128,
+        batch_size=64,
+        n_epochs=2,
+        seed=0,
+        device="cpu",
+        policy_kwargs=SMALL,
+    )
     model.learn(256)
     model.save(tmp_path / "m.zip")
     loaded = PPO.load(tmp_path / "m.zip", env=env, device="cpu")
@@ -162,7 +230,9 @@ def test_save_load_round_trip_ppo_is_exact(tmp_path):
     assert all(torch.equal(a, anchors(loaded.policy)[k]) for k, a in anchors(model.policy).items())
     assert loaded.policy.syre.summary() == model.policy.syre.summary()
     obs = np.random.default_rng(0).normal(size=(32, *env.observation_space.shape)).astype(np.float32)
-    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    np.testing.assert_array_equal(
+        model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
+    )
 
     # The policy alone round-trips too (SB3's policy.save keeps syre_kwargs in the constructor parameters).
     model.policy.save(tmp_path / "policy.pth")
@@ -183,7 +253,9 @@ def test_save_load_round_trip_ppo_is_exact(tmp_path):
 
 def test_save_load_round_trip_sac_is_exact():
     env = make_vec_env(ENV, 1, seed=0)
-    model = SAC(SyreSACPolicy, env, learning_starts=50, batch_size=32, seed=0, device="cpu", policy_kwargs=SMALL)
+    model = SAC(
+        SyreSACPolicy, env, learning_starts=50, batch_size=32, seed=0, device="cpu", policy_kwargs=SMALL
+    )
     model.learn(150)
     buffer = io.BytesIO()
     model.save(buffer)
@@ -202,8 +274,13 @@ def test_save_load_round_trip_sac_is_exact():
 
 def test_decoupled_pull_after_load_uses_the_current_learning_rate(tmp_path):
     """SB3 changes the lr in the optimizer's param_groups, which load_state_dict replaces: syre must follow."""
-    model = PPO(SyreActorCriticPolicy, make_vec_env(ENV, 1, seed=0), seed=0, device="cpu",
-                policy_kwargs=dict(net_arch=[8], syre_kwargs=dict(gamma=0.5, sigma0=1.0, mode="decoupled")))
+    model = PPO(
+        SyreActorCriticPolicy,
+        make_vec_env(ENV, 1, seed=0),
+        seed=0,
+        device="cpu",
+        policy_kwargs=dict(net_arch=[8], syre_kwargs=dict(gamma=0.5, sigma0=1.0, mode="decoupled")),
+    )
     model.save(tmp_path / "m.zip")
     policy = PPO.load(tmp_path / "m.zip", device="cpu").policy
     for group in policy.optimizer.param_groups:

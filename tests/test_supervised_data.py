@@ -94,7 +94,9 @@ def test_cifar_loaders_read_the_pickle_layout(tmp_path, name):
     pixels = (train.x[:6] * train.std + train.mean) * 255
     # Rows are 1024 red, then green, then blue values, each plane row-major.
     assert torch.allclose(pixels[2, 1, 3, 5], torch.tensor(float(data[2, 1024 + 3 * 32 + 5])), atol=1e-2)
-    (tmp_path / ("cifar-10-batches-py/test_batch" if name == "cifar10" else "cifar-100-python/test")).write_bytes(b"\x80")
+    (
+        tmp_path / ("cifar-10-batches-py/test_batch" if name == "cifar10" else "cifar-100-python/test")
+    ).write_bytes(b"\x80")
     with pytest.raises(DataError, match="truncated or corrupt"):
         load_dataset(name, tmp_path, train=False)
 
@@ -118,7 +120,9 @@ def test_every_example_once_per_epoch_and_orders_fixed_by_seed_and_epoch():
     drawn = torch.cat(batches, dim=1)
     for member in drawn:
         assert sorted(member.tolist()) == list(range(n))
-    assert torch.equal(drawn[0], drawn[2]) and not torch.equal(drawn[0], drawn[1])  # shared seed, shared order
+    assert torch.equal(drawn[0], drawn[2]) and not torch.equal(
+        drawn[0], drawn[1]
+    )  # shared seed, shared order
     assert torch.equal(epoch_order(n, seeds, 0, "cpu"), order)
     assert not torch.equal(epoch_order(n, seeds, 1, "cpu"), order)
 

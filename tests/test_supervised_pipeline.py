@@ -17,9 +17,20 @@ from syre_rl.supervised.experiments import EXPERIMENTS
 from syre_rl.supervised.models import MLP, to_grouped
 from syre_rl.supervised.train import train
 
-_spec = importlib.util.spec_from_file_location("train_supervised", PROJECT_ROOT / "scripts" / "train_supervised.py")
+_spec = importlib.util.spec_from_file_location(
+    "train_supervised", PROJECT_ROOT / "scripts" / "train_supervised.py"
+)
 train_supervised = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(train_supervised)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine more threads spin against each other (10x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("mode", ["coupled", "decoupled"])
@@ -35,29 +46,37 @@ def test_stacked_members_equal_separate_models_trained_alone(mode):
     decay.attach(opt)
     targets = decay.anchor_targets()  # name -> sigma0_e * theta0 in the stacked layout
     anchors = [
-        [t for layer in range(3) for t in (targets[f"layers.{layer}.weight"][e].T, targets[f"layers.{layer}.bias"][e, 0])]
+        [
+            t
+            for layer in range(3)
+            for t in (targets[f"layers.{layer}.weight"][e].T, targets[f"layers.{layer}.bias"][e, 0])
+        ]
         for e in range(3)
     ]
     opts = [torch.optim.Adam(net.parameters(), lr=lr) for net in separate]
     x, y = torch.randn(20, 4, 6, dtype=torch.float64), torch.randint(0, 3, (20, 4))
     for step in range(20):
-        losses = F.cross_entropy(model(x[step].expand(3, 4, 6)).transpose(1, 2), y[step].expand(3, 4), reduction="none")
+        losses = F.cross_entropy(
+            model(x[step].expand(3, 4, 6)).transpose(1, 2), y[step].expand(3, 4), reduction="none"
+        )
         opt.zero_grad()
         losses.mean(1).sum().backward()
         opt.step()
-        for e, (net, o) in enumerate(zip(separate, opts)):
+        for e, (net, o) in enumerate(zip(separate, opts, strict=True)):
             loss = F.cross_entropy(net(x[step]), y[step])
             if mode == "coupled":
-                loss = loss + gamma[e] / 2 * sum((p - a).square().sum() for p, a in zip(net.parameters(), anchors[e]))
+                loss = loss + gamma[e] / 2 * sum(
+                    (p - a).square().sum() for p, a in zip(net.parameters(), anchors[e], strict=True)
+                )
             o.zero_grad()
             loss.backward()
             if mode == "decoupled":
                 with torch.no_grad():
-                    for p, a in zip(net.parameters(), anchors[e]):
+                    for p, a in zip(net.parameters(), anchors[e], strict=True):
                         p.sub_(lr * gamma[e] * (p - a))
             o.step()
     for e, net in enumerate(separate):
-        for a, b in zip(model.member(e).parameters(), net.parameters()):
+        for a, b in zip(model.member(e).parameters(), net.parameters(), strict=True):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     assert not torch.allclose(model.layers[0].weight[0], model.layers[0].weight[2])  # syre moved member 2
 
@@ -72,10 +91,18 @@ def test_stacked_conv_is_each_members_own_convolution():
 
 
 def test_member_decay_anchors_use_each_members_fan_in():
-    model = nn.ModuleDict({"fc": MLP(400, [300], 10, member_generators(range(4))), "conv": StackedConv2d(
-        8, 16, 3, member_generators(range(4)))})
+    model = nn.ModuleDict(
+        {
+            "fc": MLP(400, [300], 10, member_generators(range(4))),
+            "conv": StackedConv2d(8, 16, 3, member_generators(range(4))),
+        }
+    )
     fan_in = stacked_fan_in(model)
-    assert fan_in["fc.layers.0.weight"] == 400 and fan_in["fc.layers.1.bias"] == 300 and fan_in["conv.weight"] == 72
+    assert (
+        fan_in["fc.layers.0.weight"] == 400
+        and fan_in["fc.layers.1.bias"] == 300
+        and fan_in["conv.weight"] == 72
+    )
     decay = MemberDecay(model, [1.0] * 4, [0.0, 1.0, 1.0, 2.0], seed=3)
     target = decay.anchor_targets()
     w = target["fc.layers.0.weight"]
@@ -84,7 +111,12 @@ def test_member_decay_anchors_use_each_members_fan_in():
     assert abs(float(target["conv.weight"][3].std()) - 2 / 72**0.5) < 0.02
     assert not torch.allclose(w[1], w[2])  # one anchor per member
     only_fc = MemberDecay(model, [1.0] * 4, [1.0] * 4, include="fc.*")
-    assert only_fc.names == ["fc.layers.0.weight", "fc.layers.0.bias", "fc.layers.1.weight", "fc.layers.1.bias"]
+    assert only_fc.names == [
+        "fc.layers.0.weight",
+        "fc.layers.0.bias",
+        "fc.layers.1.weight",
+        "fc.layers.1.bias",
+    ]
 
 
 def _tiny(name: str, **fields):
@@ -100,7 +132,7 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
     assert first["stages_done"] == 1
     resumed = train(experiment, cfg, run_dir=tmp_path / "split", resume=True, log=lambda s: None)
     assert resumed["stages_done"] == 2
-    for a, b in zip(whole["history"], resumed["history"]):
+    for a, b in zip(whole["history"], resumed["history"], strict=True):
         assert a["metrics"] == b["metrics"]
     assert (tmp_path / "split" / "tb").is_dir() and any((tmp_path / "split" / "tb").iterdir())
 
@@ -120,12 +152,18 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, capsys):
         (["--experiment", "teacher-student", "--lr", "-1"], "lr must be a finite number > 0"),
         (["--experiment", "teacher-student", "--gamma", "nan"], "'weight_decay' values must be finite"),
         (["--experiment", "teacher-student", "--tasks", "3"], "--tasks applies to permuted-mnist only"),
-        (["--experiment", "mnist-cnn", "--data-dir", str(tmp_path / "none")], "missing file train-images-idx3-ubyte"),
+        (
+            ["--experiment", "mnist-cnn", "--data-dir", str(tmp_path / "none")],
+            "missing file train-images-idx3-ubyte",
+        ),
         (["--experiment", "teacher-student", "--resume"], "nothing to resume"),
     ]:
         code, err = _run_main([*common, *args], capsys)
         assert code == 2 and err.startswith("error: ") and message in err and "\n" not in err, (args, err)
     assert not run.exists() or not any(run.iterdir())
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own errors: one line too
+        train_supervised.main(["--experiment", "teacher-student", "--lr", "abc"])
+    assert exit_info.value.code == 2 and capsys.readouterr().err.count("\n") == 1
 
     assert _run_main(["--experiment", "teacher-student", *common, "--epochs", "1"], capsys)[0] == 0
     before = (run / "results.json").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import signal
@@ -15,7 +16,11 @@ import torch
 from stable_baselines3 import PPO
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from syre_rl.policies import SyreActorCriticPolicy
 from syre_rl.presets import PROJECT_ROOT
+from syre_rl.rl.agents import AGENT_SCHEMAS, agent_preset_names, load_agent_preset
+from syre_rl.rl.methods import METHODS
+from syre_rl.rl.model import policy_kwargs
 
 SCRIPT = PROJECT_ROOT / "scripts" / "train_ppo.py"
 SMOKE = ["--preset", "smoke", "--syre"]
@@ -30,8 +35,14 @@ def load_script():
 
 
 def run_script(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=ENV,
-                          timeout=timeout, cwd=PROJECT_ROOT)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=timeout,
+        cwd=PROJECT_ROOT,
+    )
 
 
 def scalars(tb_dir: Path) -> dict[str, list[int]]:
@@ -53,7 +64,14 @@ def test_end_to_end_writes_tensorboard_checkpoints_and_final_model(tmp_path):
     assert "steps/s" in result.stdout and "mean return" in result.stdout
 
     tags = scalars(run / "tb")
-    for key in ("rollout/ep_rew_mean", "time/fps", "train/loss", "eval/mean_reward", "syre/count", "syre/mean_std"):
+    for key in (
+        "rollout/ep_rew_mean",
+        "time/fps",
+        "train/loss",
+        "eval/mean_reward",
+        "syre/count",
+        "syre/mean_std",
+    ):
         assert key in tags, f"{key} missing from {sorted(tags)}"
     assert tags["syre/count"] == [0]  # logged once, at the start
     assert max(tags["time/fps"]) == 768
@@ -64,13 +82,22 @@ def test_end_to_end_writes_tensorboard_checkpoints_and_final_model(tmp_path):
     final = PPO.load(run / "final" / "model.zip", device="cpu")
     assert final.num_timesteps == 768 and final.policy.syre.summary()["count"] > 0
     assert (run / "final" / "vecnormalize.pkl").is_file() and (run / "config.json").is_file()
-    assert [p.name for p in sorted((run / "checkpoints").iterdir())] == ["step_000000000512", "step_000000000768"]
+    assert [p.name for p in sorted((run / "checkpoints").iterdir())] == [
+        "step_000000000512",
+        "step_000000000768",
+    ]
 
 
 def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), *SMOKE, "--run-dir", str(run), "--total-timesteps", "1000000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=PROJECT_ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), *SMOKE, "--run-dir", str(run), "--total-timesteps", "1000000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        cwd=PROJECT_ROOT,
+    )
     deadline = time.monotonic() + 120
     while not list(run.glob("checkpoints/step_*")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -81,6 +108,7 @@ def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
     interrupted = sorted(run.glob("checkpoints/step_*"))[-1]
     stopped_at = int(interrupted.name.removeprefix("step_"))
     assert stopped_at >= 256
+    before = anchors(interrupted / "model.zip")  # read now: the resumed run prunes old checkpoints
 
     total = stopped_at + 512
     result = run_script("--run-dir", str(run), "--resume", "--total-timesteps", str(total))
@@ -88,7 +116,7 @@ def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
     assert f"resuming {run} at step {stopped_at:,}" in result.stdout
     final = run / "final" / "model.zip"
     assert PPO.load(final, device="cpu").num_timesteps >= total
-    before, after = anchors(interrupted / "model.zip"), anchors(final)
+    after = anchors(final)
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 
     steps = scalars(run / "tb")["time/fps"]  # one curve: the resumed part continues the step axis
@@ -137,6 +165,7 @@ def test_existing_run_dir_is_refused_and_untouched(script, capsys, tmp_path):
     run.mkdir()
     (run / "notes.txt").write_text("keep me")
     assert "--resume" in bad(script, capsys, *SMOKE, "--run-dir", str(run))
+    assert "no config.json" in bad(script, capsys, *SMOKE, "--run-dir", str(run), "--force")
     assert listing(run) == {"notes.txt": b"keep me"}
 
 
@@ -155,3 +184,17 @@ def test_missing_or_corrupt_checkpoint_exits_2_and_changes_nothing(script, capsy
     before = listing(run)
     assert "cannot load checkpoint" in bad(script, capsys, "--run-dir", str(run), "--resume")
     assert listing(run) == before
+
+
+def test_every_agent_preset_validates_and_the_paper_arms_share_one_decay():
+    for algo in AGENT_SCHEMAS:
+        for name in agent_preset_names(algo):
+            load_agent_preset(algo, name)
+    vanilla, wd, syre = (load_agent_preset("ppo", f"syre-paper{arm}") for arm in ("", "-wd", "-syre"))
+    assert policy_kwargs(vanilla)["optimizer_kwargs"]["weight_decay"] == 0 and vanilla.method == "none"
+    assert policy_kwargs(wd)["optimizer_kwargs"]["weight_decay"] == syre.syre_kwargs()["gamma"] == 2e-3
+    assert policy_kwargs(syre)["optimizer_kwargs"]["weight_decay"] == 0
+    assert METHODS[syre.method]("ppo", syre, {})[0] is SyreActorCriticPolicy
+    assert dataclasses.replace(vanilla, weight_decay=0, method="none") == dataclasses.replace(
+        syre, method="none", description=vanilla.description
+    )

@@ -1,5 +1,16 @@
-"""Plasticity measurements: how collapsed a network is (dead units, ranks, weights, symmetric states)."""
+"""Plasticity measurements: how collapsed a network is (dead units, ranks, weights, symmetric states).
 
+The SB3 callback that logs them during training is :class:`syre_rl.plasticity.callback.PlasticityCallback`
+(imported from its module, so that this package needs only torch).
+"""
+
+from syre_rl.plasticity.activations import (
+    ACTIVATION_TYPES,
+    ActivationRecorder,
+    HiddenLayer,
+    hidden_layer_groups,
+    hidden_layers,
+)
 from syre_rl.plasticity.metrics import (
     LayerSymmetry,
     dead_fraction,
@@ -16,6 +27,9 @@ from syre_rl.plasticity.metrics import (
 )
 
 __all__ = [
+    "ACTIVATION_TYPES",
+    "ActivationRecorder",
+    "HiddenLayer",
     "LayerSymmetry",
     "dead_fraction",
     "dead_mask",
@@ -23,6 +37,8 @@ __all__ = [
     "dormant_fraction",
     "dormant_mask",
     "effective_rank",
+    "hidden_layer_groups",
+    "hidden_layers",
     "linear_layers",
     "low_rank_fraction",
     "stable_rank",

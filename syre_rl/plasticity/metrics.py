@@ -165,7 +165,9 @@ def weight_symmetry(module: nn.Module, tol: float = 1e-6) -> list[LayerSymmetry]
     report = []
     for (name, layer), (_, following) in itertools.pairwise(layers):
         if following.in_features != layer.out_features:
-            raise ValueError(f"layer {name!r} has {layer.out_features} outputs but the next takes {following.in_features}")
+            raise ValueError(
+                f"layer {name!r} has {layer.out_features} outputs but the next takes {following.in_features}"
+            )
         units = _unit_vectors(layer, following)
         norms = units.norm(dim=1)
         distance = torch.cdist(units, units)

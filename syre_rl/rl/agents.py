@@ -71,9 +71,13 @@ class AgentPreset:
     description: str = ""
 
     def __post_init__(self) -> None:
-        _positive(self, "n_envs", "total_timesteps", "learning_rate", "adam_eps", "eval_episodes", "checkpoint_freq")
+        _positive(
+            self, "n_envs", "total_timesteps", "learning_rate", "adam_eps", "eval_episodes", "checkpoint_freq"
+        )
         if not self.net_arch or any(n <= 0 for n in self.net_arch):
-            raise ValueError(f"field 'net_arch' must be a non-empty list of positive sizes, got {self.net_arch!r}")
+            raise ValueError(
+                f"field 'net_arch' must be a non-empty list of positive sizes, got {self.net_arch!r}"
+            )
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
             raise ValueError(f"field 'adam_betas' must be two numbers in [0, 1), got {self.adam_betas!r}")
         if self.weight_decay < 0 or self.syre_gamma < 0 or self.syre_sigma0 < 0:
@@ -92,7 +96,12 @@ class AgentPreset:
 
     def syre_kwargs(self) -> dict[str, Any]:
         """``policy_kwargs["syre_kwargs"]`` for the syre policies."""
-        return {"gamma": self.syre_gamma, "sigma0": self.syre_sigma0, "spread": self.syre_spread, "mode": self.syre_mode}
+        return {
+            "gamma": self.syre_gamma,
+            "sigma0": self.syre_sigma0,
+            "spread": self.syre_spread,
+            "mode": self.syre_mode,
+        }
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 This is the one place a method plugs into model building (:func:`syre_rl.rl.model.build_model`): a method is a
 function ``(algo, preset, policy_kwargs) -> (policy, policy_kwargs)`` that returns the SB3 policy (class or
-alias) and the policy kwargs to use. ``scripts/train_ppo.py`` offers one flag per key.
+alias) and the policy kwargs to use. ``scripts/train_ppo.py`` offers one flag per key (``--syre``), its
+docstring as the help text.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from syre_rl.policies import SyreActorCriticPolicy, SyreSACPolicy
 if TYPE_CHECKING:
     from syre_rl.rl.agents import AgentPreset
 
-PolicyChoice = tuple["str | type[BasePolicy]", dict[str, Any]]
+PolicyChoice = tuple[str | type[BasePolicy], dict[str, Any]]
 Method = Callable[[str, "AgentPreset", dict[str, Any]], PolicyChoice]
 
 # The syre policy that replaces each algorithm's MlpPolicy.
@@ -34,7 +35,7 @@ def plain(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> Poli
 
 
 def syre(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> PolicyChoice:
-    """The algorithm's syre policy, anchors configured by the preset's ``syre_*`` fields."""
+    """Train with syre: decay toward fixed random anchors (settings: the preset's syre_* fields)."""
     return SYRE_POLICIES[algo], {**policy_kwargs, "syre_kwargs": preset.syre_kwargs()}
 
 

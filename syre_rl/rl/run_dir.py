@@ -1,11 +1,11 @@
 """A run directory: settings, TensorBoard log, Monitor files, atomic checkpoints and the final model.
 
-    runs/<name>/
-      config.json              what the run is (algorithm, preset fields, seed): --resume rebuilds it from here
-      tb/                      TensorBoard event files (one per start; steps continue across resumes)
-      monitor/from-<step>/     Monitor CSVs of each start
-      checkpoints/step_<n>/    model.zip (+ vecnormalize.pkl): written to a temporary folder, then renamed
-      final/                   the same layout, at the end of the run
+runs/<name>/
+  config.json              what the run is (algorithm, preset fields, seed): --resume rebuilds it from here
+  tb/                      TensorBoard event files (one per start; steps continue across resumes)
+  monitor/from-<step>/     Monitor CSVs of each start
+  checkpoints/step_<n>/    model.zip (+ vecnormalize.pkl): written to a temporary folder, then renamed
+  final/                   the same layout, at the end of the run
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 MODEL_FILE = "model.zip"
 VECNORMALIZE_FILE = "vecnormalize.pkl"
 KEEP_CHECKPOINTS = 2
+CONFIG_KEYS = ("algo", "preset_name", "seed", "preset")
 
 
 class CheckpointError(ValueError):
@@ -48,6 +49,7 @@ class RunDir:
 
     # ---------------------------------------------------------------------------------------- config
     def write_config(self, config: dict[str, Any]) -> None:
+        """Write ``config`` (with :data:`CONFIG_KEYS`) atomically."""
         self.path.mkdir(parents=True, exist_ok=True)
         _atomic_write_text(self.config_file, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
@@ -55,9 +57,17 @@ class RunDir:
         if not self.config_file.is_file():
             raise CheckpointError(f"{self.path} is not a run directory (no config.json); nothing to resume")
         try:
-            return json.loads(self.config_file.read_text())
+            config = json.loads(self.config_file.read_text())
         except json.JSONDecodeError as err:
             raise CheckpointError(f"{self.config_file} is corrupt ({err})") from None
+        missing = [key for key in CONFIG_KEYS if key not in config]
+        if missing:
+            raise CheckpointError(f"{self.config_file} is corrupt (no {', '.join(missing)})")
+        return config
+
+    def is_run(self) -> bool:
+        """Whether ``path`` holds a run (so that ``--force`` may delete it)."""
+        return self.config_file.is_file()
 
     # ----------------------------------------------------------------------------------- checkpoints
     def save_checkpoint(self, model: BaseAlgorithm, folder: Path | None = None) -> Path:
@@ -102,7 +112,7 @@ class RunDir:
 def load_checkpoint(
     algo_class: type[BaseAlgorithm], checkpoint: Path, venv: VecEnv, device: str = "auto"
 ) -> BaseAlgorithm:
-    """Load a checkpoint folder onto ``venv`` (restoring VecNormalize statistics if it has them).
+    """Load a checkpoint folder onto ``venv`` (see :func:`restore_normalization`).
 
     Any failure (missing file, truncated zip, wrong algorithm, mismatched anchors) becomes one
     :class:`CheckpointError` that names the checkpoint.
@@ -111,12 +121,18 @@ def load_checkpoint(
     if not model_file.is_file():
         raise CheckpointError(f"checkpoint {checkpoint} has no {MODEL_FILE}")
     try:
-        if (checkpoint / VECNORMALIZE_FILE).is_file():
-            venv = VecNormalize.load(str(checkpoint / VECNORMALIZE_FILE), venv)
-        return algo_class.load(model_file, env=venv, device=device)
+        return algo_class.load(model_file, env=restore_normalization(checkpoint, venv), device=device)
     except Exception as err:  # SB3 and pickle raise many types for a damaged file; all mean the same here
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(f"cannot load checkpoint {checkpoint}: {reason}") from None
+
+
+def restore_normalization(checkpoint: Path, venv: VecEnv) -> VecEnv:
+    """``venv`` with the checkpoint's VecNormalize statistics (replacing ``venv``'s own), if it saved any."""
+    if not (checkpoint / VECNORMALIZE_FILE).is_file():
+        return venv
+    inner = venv.venv if isinstance(venv, VecNormalize) else venv
+    return VecNormalize.load(str(checkpoint / VECNORMALIZE_FILE), inner)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

@@ -39,7 +39,12 @@ __all__ = [
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100")
 _IDX_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
-_TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10", "cifar100": "CIFAR100"}
+_TORCHVISION_CLASSES = {
+    "mnist": "MNIST",
+    "fashion-mnist": "FashionMNIST",
+    "cifar10": "CIFAR10",
+    "cifar100": "CIFAR100",
+}
 
 
 class DataError(Exception):
@@ -68,7 +73,12 @@ class Dataset:
 
     def to(self, device: torch.device | str) -> Dataset:
         return Dataset(
-            self.name, self.x.to(device), self.y.to(device), self.num_classes, self.mean.to(device), self.std.to(device)
+            self.name,
+            self.x.to(device),
+            self.y.to(device),
+            self.num_classes,
+            self.mean.to(device),
+            self.std.to(device),
         )
 
     def subset(self, n: int) -> Dataset:
@@ -84,7 +94,9 @@ def _read_bytes(path: Path) -> bytes:
         raw = path.read_bytes()
         return gzip.decompress(raw) if path.suffix == ".gz" else raw
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as err:
-        raise DataError(f"cannot read {path}: {err} (the file is truncated or not gzip; download it again)") from None
+        raise DataError(
+            f"cannot read {path}: {err} (the file is truncated or not gzip; download it again)"
+        ) from None
 
 
 def _read_idx(path: Path, magic: int, item_shape: tuple[int, ...]) -> np.ndarray:
@@ -133,7 +145,9 @@ def _unpickle(path: Path, dataset: str) -> dict:
         with path.open("rb") as f:
             batch = pickle.load(f, encoding="bytes")
     except (OSError, EOFError, pickle.UnpicklingError, ValueError) as err:
-        raise DataError(f"cannot read {path}: {err} (the file is truncated or corrupt; download it again)") from None
+        raise DataError(
+            f"cannot read {path}: {err} (the file is truncated or corrupt; download it again)"
+        ) from None
     if not isinstance(batch, dict) or b"data" not in batch:
         raise DataError(f"{path} is not a CIFAR python batch (no b'data' entry)")
     return batch
@@ -150,7 +164,12 @@ def _load_cifar(name: str, root: Path, train: bool) -> tuple[np.ndarray, np.ndar
     for file in files:
         batch = _unpickle(folder / file, name)
         data = np.asarray(batch[b"data"], dtype=np.uint8)
-        if data.ndim != 2 or data.shape[1] != 3072 or label_key not in batch or len(batch[label_key]) != len(data):
+        if (
+            data.ndim != 2
+            or data.shape[1] != 3072
+            or label_key not in batch
+            or len(batch[label_key]) != len(data)
+        ):
             raise DataError(f"{folder / file}: expected data [n, 3072] and {len(data)} {label_key.decode()}")
         images.append(data.reshape(-1, 3, 32, 32))
         labels.append(np.asarray(batch[label_key], dtype=np.int64))
@@ -161,7 +180,9 @@ def _download(name: str, root: Path) -> None:
     try:
         import torchvision.datasets  # noqa: PLC0415  (optional, heavy; only for --download)
     except ImportError:
-        raise DataError("--download needs torchvision, which is not installed (pip install torchvision)") from None
+        raise DataError(
+            "--download needs torchvision, which is not installed (pip install torchvision)"
+        ) from None
     dataset_class = getattr(torchvision.datasets, _TORCHVISION_CLASSES[name])
     for train in (True, False):
         dataset_class(str(root), train=train, download=True)

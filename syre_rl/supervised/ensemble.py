@@ -67,7 +67,9 @@ class StackedLinear(nn.Module):
 
     def member(self, e: int) -> nn.Linear:
         """Member ``e`` as a plain ``nn.Linear`` (a copy): for per-member measurements and for tests."""
-        layer = nn.Linear(self.in_features, self.out_features, device=self.weight.device, dtype=self.weight.dtype)
+        layer = nn.Linear(
+            self.in_features, self.out_features, device=self.weight.device, dtype=self.weight.dtype
+        )
         with torch.no_grad():
             layer.weight.copy_(self.weight[e].T)
             layer.bias.copy_(self.bias[e, 0])
@@ -124,7 +126,9 @@ class StackedDropout(nn.Module):
         super().__init__()
         if any(not 0 <= p < 1 for p in rates):
             raise ValueError(f"dropout rates must be in [0, 1), got {list(rates)}")
-        self.register_buffer("keep", 1 - torch.tensor(rates, dtype=torch.float32).view(-1, 1, 1), persistent=False)
+        self.register_buffer(
+            "keep", 1 - torch.tensor(rates, dtype=torch.float32).view(-1, 1, 1), persistent=False
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training:
@@ -175,27 +179,38 @@ class MemberDecay(nn.Module):
     ) -> None:
         super().__init__()
         if len(gamma) != len(sigma0):
-            raise ValueError(f"gamma and sigma0 need one value per member, got {len(gamma)} and {len(sigma0)}")
+            raise ValueError(
+                f"gamma and sigma0 need one value per member, got {len(gamma)} and {len(sigma0)}"
+            )
         if mode not in ("coupled", "decoupled"):
             raise ValueError(f"mode must be 'coupled' or 'decoupled', got {mode!r}")
         self.members, self.mode = len(gamma), mode
         # Syre draws the anchors: the include/exclude selection, the per-member fan-in, the seed. With seed
         # storage nothing is drawn until asked, so a first Syre only tells which tensors are selected.
-        options: dict[str, Any] = {"include": include, "exclude": exclude, "seed": seed, "anchor_storage": "seed"}
+        options: dict[str, Any] = {
+            "include": include,
+            "exclude": exclude,
+            "seed": seed,
+            "anchor_storage": "seed",
+        }
         selected = set(Syre(model, gamma=0.0, **options).param_names)
         fan_in = {n: f for n, f in stacked_fan_in(model).items() if n in selected}
         anchors = Syre(model, gamma=0.0, sigma0=1.0, fan_in=fan_in, **options)
         params = dict(model.named_parameters())
         self.names = anchors.param_names
         self._params = [params[n] for n in self.names]
-        for p, n in zip(self._params, self.names):
+        for p, n in zip(self._params, self.names, strict=True):
             if p.shape[0] % self.members:
-                raise ValueError(f"parameter {n!r} of shape {tuple(p.shape)} is not stacked over {self.members} members")
+                raise ValueError(
+                    f"parameter {n!r} of shape {tuple(p.shape)} is not stacked over {self.members} members"
+                )
         device = self._params[0].device
         # float64, cast to each parameter's dtype when used: a float64 model gets exact strengths.
-        self.register_buffer("gamma", torch.tensor(list(gamma), dtype=torch.float64, device=device).view(-1, 1))
+        self.register_buffer(
+            "gamma", torch.tensor(list(gamma), dtype=torch.float64, device=device).view(-1, 1)
+        )
         scale = torch.tensor(list(sigma0), dtype=torch.float64, device=device).view(-1, 1)
-        for i, (name, theta0) in enumerate(anchors.anchors.items()):
+        for i, theta0 in enumerate(anchors.anchors.values()):
             target = self._member_view(theta0).double() * scale * self.gamma
             self.register_buffer(f"target{i}", target.to(self._params[i].dtype))
         self._handle: Any = None
@@ -214,7 +229,8 @@ class MemberDecay(nn.Module):
         """Parameter name -> ``sigma0_e * theta0`` in the parameter's shape (where member ``e`` is pulled)."""
         safe = torch.where(self.gamma > 0, self.gamma, torch.ones_like(self.gamma))
         return {
-            n: (t / safe.to(t.dtype)).view_as(p) for n, t, p in zip(self.names, self._targets(), self._params)
+            n: (t / safe.to(t.dtype)).view_as(p)
+            for n, t, p in zip(self.names, self._targets(), self._params, strict=True)
         }
 
     def attach(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
@@ -240,4 +256,3 @@ class MemberDecay(nn.Module):
             lr = float(optimizer.param_groups[0]["lr"])
             torch._foreach_mul_(params, [1 - lr * g for g in gamma])
             torch._foreach_add_(params, goals, alpha=lr)
-

@@ -23,7 +23,14 @@ from syre_rl.plasticity.metrics import (
     stable_rank,
     weight_symmetry,
 )
-from syre_rl.supervised.data import Dataset, epoch_batches, epoch_order, load_dataset, mix_seed, pixel_permutations
+from syre_rl.supervised.data import (
+    Dataset,
+    epoch_batches,
+    epoch_order,
+    load_dataset,
+    mix_seed,
+    pixel_permutations,
+)
 from syre_rl.supervised.ensemble import StackedLinear, member_generators
 from syre_rl.supervised.models import CNN, MLP, BetaVAE, ResNet18
 from syre_rl.supervised.train import Experiment, Stage, SupervisedPreset
@@ -49,9 +56,13 @@ def _stack(x: Tensor, members: int) -> Tensor:
     return x.unsqueeze(0).expand(members, *x.shape)
 
 
-def _load_split(name: str, cfg: SupervisedPreset, device: torch.device, data_dir: Path | None, download: bool):
+def _load_split(
+    name: str, cfg: SupervisedPreset, device: torch.device, data_dir: Path | None, download: bool
+):
     train = load_dataset(name, data_dir, train=True, device=device, download=download).subset(cfg.train_size)
-    test = load_dataset(name, data_dir, train=False, device=device, normalise_with=train).subset(cfg.test_size)
+    test = load_dataset(name, data_dir, train=False, device=device, normalise_with=train).subset(
+        cfg.test_size
+    )
     return train, test
 
 
@@ -98,7 +109,9 @@ class TeacherStudent(Experiment):
             last.weight[:, : self.identical] = last.weight[:, :1]
 
     def batches(self, stage: Stage) -> Iterator[Tensor]:
-        return epoch_batches(epoch_order(len(self.x_train), self.seeds, stage.epoch, self.device), self.cfg.batch_size)
+        return epoch_batches(
+            epoch_order(len(self.x_train), self.seeds, stage.epoch, self.device), self.cfg.batch_size
+        )
 
     def loss(self, batch: Tensor, stage: Stage) -> Tensor:
         pred = self.model(self.x_train[batch, 0])
@@ -127,12 +140,11 @@ class Classifier(Experiment):
     """Image classification with cross-entropy: test accuracy, and rank / dead units of every hidden layer."""
 
     flatten = False
+    dataset_name = "mnist"  # subclasses with a ``dataset`` preset field set it before this __init__
 
     def __init__(self, cfg, device, data_dir, download) -> None:
         super().__init__(cfg, device, data_dir, download)
         self.train_data, self.test_data = _load_split(self.dataset_name, cfg, device, data_dir, download)
-
-    dataset_name = "mnist"
 
     def inputs(self, data: Dataset, idx: Tensor, stage: Stage) -> Tensor:
         """Examples ``idx [E, batch]`` as the model's input (flattened for fully connected models)."""
@@ -146,7 +158,11 @@ class Classifier(Experiment):
     def loss(self, batch: Tensor, stage: Stage) -> Tensor:
         logits = self.model(self.inputs(self.train_data, batch, stage))
         target = self.train_data.y[batch]
-        return F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), reduction="none").view_as(target).mean(1)
+        return (
+            F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), reduction="none")
+            .view_as(target)
+            .mean(1)
+        )
 
     def accuracy(self, stage: Stage) -> list[float]:
         e, correct = len(self.members), 0
@@ -157,7 +173,9 @@ class Classifier(Experiment):
         return (correct / len(self.test_data)).tolist()
 
     def hidden_metrics(self, stage: Stage, prefix: str = "") -> dict[str, list[float]]:
-        idx = _stack(torch.arange(min(self.cfg.eval_size, len(self.test_data)), device=self.device), len(self.members))
+        idx = _stack(
+            torch.arange(min(self.cfg.eval_size, len(self.test_data)), device=self.device), len(self.members)
+        )
         hidden: list[Tensor] = []
         self.model(self.inputs(self.test_data, idx, stage), hidden=hidden)
         return _per_member(hidden, prefix)
@@ -226,9 +244,15 @@ class PermutedMnist(MnistFcnWd):
     def evaluate(self, stage: Stage) -> dict[str, list[float]]:
         if stage.epoch != self.cfg.epochs - 1:
             return {"test/accuracy": self.accuracy(stage)}
-        per_task = {f"tasks/accuracy_task{t}": self.accuracy(Stage(stage.index, t, 0)) for t in range(stage.task + 1)}
+        per_task = {
+            f"tasks/accuracy_task{t}": self.accuracy(Stage(stage.index, t, 0)) for t in range(stage.task + 1)
+        }
         mean = torch.tensor(list(per_task.values())).mean(0).tolist()
-        return {"test/accuracy": per_task[f"tasks/accuracy_task{stage.task}"], "tasks/mean_accuracy": mean, **per_task}
+        return {
+            "test/accuracy": per_task[f"tasks/accuracy_task{stage.task}"],
+            "tasks/mean_accuracy": mean,
+            **per_task,
+        }
 
 
 # --------------------------------------------------------------------------------------------- beta-VAE
@@ -274,7 +298,9 @@ class BetaVae(Classifier):
         return recon + self.cfg.beta * kl
 
     def evaluate(self, stage: Stage) -> dict[str, list[float]]:
-        idx = _stack(torch.arange(min(self.cfg.eval_size, len(self.test_data)), device=self.device), len(self.members))
+        idx = _stack(
+            torch.arange(min(self.cfg.eval_size, len(self.test_data)), device=self.device), len(self.members)
+        )
         recon, kl, mu = self._terms(self.test_data, idx, stage)
         mu = mu.float()
         return {
@@ -286,8 +312,13 @@ class BetaVae(Classifier):
 
 
 # ------------------------------------------------------------------------------------------- CIFAR nets
-def augment(x: Tensor, generator: torch.Generator | None = None, scale: tuple[float, float] = (1.0, 1.0),
-            shift: float = 0.125, brightness: float = 0.0) -> Tensor:
+def augment(
+    x: Tensor,
+    generator: torch.Generator | None = None,
+    scale: tuple[float, float] = (1.0, 1.0),
+    shift: float = 0.125,
+    brightness: float = 0.0,
+) -> Tensor:
     """Random crops (scale and shift), horizontal flips and brightness on the device, one affine resampling per
     image: ``x [E, batch, C, H, W]``."""
     n = x.shape[0] * x.shape[1]
@@ -352,10 +383,12 @@ class Simclr(Classifier):
         self.cfg: SimclrPreset = cfg
         gens = member_generators(self.seeds)
         backbone = ResNet18(gens, 0, cfg.width)
-        self.model = nn.ModuleDict({
-            "backbone": backbone,
-            "head": MLP(backbone.feature_dim, [backbone.feature_dim], cfg.projection_dim, gens),
-        })
+        self.model = nn.ModuleDict(
+            {
+                "backbone": backbone,
+                "head": MLP(backbone.feature_dim, [backbone.feature_dim], cfg.projection_dim, gens),
+            }
+        )
 
     def _features(self, x: Tensor) -> list[Tensor]:
         """``[backbone, head hidden (penultimate), head output (last)]``, each ``[E, batch, d]``."""
@@ -366,13 +399,19 @@ class Simclr(Classifier):
 
     def loss(self, batch: Tensor, stage: Stage) -> Tensor:
         x = self.train_data.x[batch]
-        views = torch.cat([augment(x, scale=(0.3, 1.0), brightness=0.4), augment(x, scale=(0.3, 1.0), brightness=0.4)], 1)
+        views = torch.cat(
+            [augment(x, scale=(0.3, 1.0), brightness=0.4), augment(x, scale=(0.3, 1.0), brightness=0.4)], 1
+        )
         z = F.normalize(self._features(views)[-1].float(), dim=-1)  # [E, 2B, d]
         n = z.shape[1] // 2
         sim = torch.bmm(z, z.transpose(1, 2)) / self.cfg.temperature
         sim = sim - torch.eye(2 * n, device=z.device) * 1e9  # no self-pairs
         target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
-        return F.cross_entropy(sim.flatten(0, 1), target.repeat(z.shape[0]), reduction="none").view(-1, 2 * n).mean(1)
+        return (
+            F.cross_entropy(sim.flatten(0, 1), target.repeat(z.shape[0]), reduction="none")
+            .view(-1, 2 * n)
+            .mean(1)
+        )
 
     def _embed(self, data: Dataset, n: int) -> list[Tensor]:
         idx = torch.arange(min(n, len(data)), device=self.device)
@@ -384,7 +423,9 @@ class Simclr(Classifier):
         mean, std = train_x.mean(1, keepdim=True), train_x.std(1, keepdim=True) + 1e-6
         train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
         classes = self.train_data.num_classes
-        probe = StackedLinear(train_x.shape[-1], classes, member_generators([0] * len(self.members))).to(self.device)
+        probe = StackedLinear(train_x.shape[-1], classes, member_generators([0] * len(self.members))).to(
+            self.device
+        )
         opt = torch.optim.Adam(probe.parameters(), lr=self.cfg.probe_lr)
         with torch.enable_grad():
             for _ in range(self.cfg.probe_steps):
@@ -400,13 +441,16 @@ class Simclr(Classifier):
         test = self._embed(self.test_data, len(self.test_data))
         ntr, nte = train[0].shape[1], test[0].shape[1]
         out: dict[str, list[float]] = {}
-        for name, tr, te in zip(("backbone", "penultimate", "last"), train, test):
-            out[f"probe/{name}_accuracy"] = self._probe(tr, self.train_data.y[:ntr], te, self.test_data.y[:nte])
+        for name, tr, te in zip(("backbone", "penultimate", "last"), train, test, strict=True):
+            out[f"probe/{name}_accuracy"] = self._probe(
+                tr, self.train_data.y[:ntr], te, self.test_data.y[:nte]
+            )
             out[f"features/{name}_low_rank_fraction"] = [low_rank_fraction(f) for f in te]
             out[f"features/{name}_effective_rank"] = [effective_rank(f) for f in te]
         return out
 
 
 EXPERIMENTS: dict[str, type[Experiment]] = {
-    cls.name: cls for cls in (TeacherStudent, MnistFcnWd, MnistCnn, BetaVae, Simclr, Cifar10Resnet, PermutedMnist)
+    cls.name: cls
+    for cls in (TeacherStudent, MnistFcnWd, MnistCnn, BetaVae, Simclr, Cifar10Resnet, PermutedMnist)
 }

@@ -83,7 +83,9 @@ def build_members(
     sweep = Sweep(weight_decay, sigma0, dropout)
     members = [member for method in methods for seed in seeds for member in METHODS[method](sweep, seed)]
     if not members:
-        raise ValueError("the methods and sweep values give no members (an empty weight_decay or dropout list?)")
+        raise ValueError(
+            "the methods and sweep values give no members (an empty weight_decay or dropout list?)"
+        )
     return members
 
 

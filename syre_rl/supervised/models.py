@@ -51,8 +51,12 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         widths = [in_features, *hidden, out_features]
-        self.layers = nn.ModuleList(StackedLinear(a, b, generators) for a, b in zip(widths[:-1], widths[1:]))
-        self.dropout = StackedDropout(dropout) if dropout is not None and any(p > 0 for p in dropout) else None
+        self.layers = nn.ModuleList(
+            StackedLinear(a, b, generators) for a, b in zip(widths[:-1], widths[1:], strict=True)
+        )
+        self.dropout = (
+            StackedDropout(dropout) if dropout is not None and any(p > 0 for p in dropout) else None
+        )
 
     def forward(self, x: Tensor, hidden: list[Tensor] | None = None) -> Tensor:
         for layer in self.layers[:-1]:
@@ -72,7 +76,9 @@ class MLP(nn.Module):
 class CNN(nn.Module):
     """A small MNIST CNN: two 5x5 conv + max-pool blocks (32, 64 channels), a 128-unit hidden layer."""
 
-    def __init__(self, generators: Sequence[torch.Generator], in_channels: int = 1, num_classes: int = 10) -> None:
+    def __init__(
+        self, generators: Sequence[torch.Generator], in_channels: int = 1, num_classes: int = 10
+    ) -> None:
         super().__init__()
         self.members = len(generators)
         self.conv1 = StackedConv2d(in_channels, 32, 5, generators)
@@ -143,7 +149,11 @@ class BetaVAE(nn.Module):
     """
 
     def __init__(
-        self, generators: Sequence[torch.Generator], in_features: int = 784, hidden: int = 256, latent: int = 10
+        self,
+        generators: Sequence[torch.Generator],
+        in_features: int = 784,
+        hidden: int = 256,
+        latent: int = 10,
     ) -> None:
         super().__init__()
         self.latent = latent

@@ -10,6 +10,7 @@ supports it), the members' methods attached to it, bfloat16 autocast on CUDA, Te
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -89,7 +90,9 @@ class SupervisedPreset:
             raise ValueError(f"field 'dropout' values must be in [0, 1), got {self.dropout}")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
-            raise ValueError(f"field 'methods': unknown {unknown or 'empty list'}; choose from {', '.join(METHODS)}")
+            raise ValueError(
+                f"field 'methods': unknown {unknown or 'empty list'}; choose from {', '.join(METHODS)}"
+            )
 
     def members(self) -> list[Member]:
         seeds = range(self.seed, self.seed + self.seeds)
@@ -116,7 +119,9 @@ class Experiment:
     schema: type[SupervisedPreset] = SupervisedPreset
     decay_include: str | list[str] | None = None  # Syre include patterns of the decayed parameters
 
-    def __init__(self, cfg: SupervisedPreset, device: torch.device, data_dir: Path | None, download: bool) -> None:
+    def __init__(
+        self, cfg: SupervisedPreset, device: torch.device, data_dir: Path | None, download: bool
+    ) -> None:
         self.cfg, self.device = cfg, device
         self.members = cfg.members()
         self.model: nn.Module = nn.Identity()
@@ -153,7 +158,9 @@ def _prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
             raise RunDirError(f"nothing to resume: no checkpoint.pt in {run_dir}")
         return
     if exists and not force:
-        raise RunDirError(f"run directory {run_dir} already holds a run; pass --resume to continue or --force to restart")
+        raise RunDirError(
+            f"run directory {run_dir} already holds a run; pass --resume to continue or --force to restart"
+        )
     for path in outputs:
         if path.is_dir():
             shutil.rmtree(path)
@@ -196,7 +203,7 @@ def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def make_optimizer(model: nn.Module, cfg: SupervisedPreset, device: torch.device) -> torch.optim.Adam:
+def make_optimizer(model: nn.Module, cfg: SupervisedPreset) -> torch.optim.Adam:
     """One Adam over all stacked members (elementwise, so it is ``E`` independent Adams)."""
     impl = {"fused": True} if cfg.optimizer_impl == "fused" else {"foreach": True}
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, **impl)
@@ -229,7 +236,10 @@ def train(
     _prepare_run_dir(run_dir, resume, force)
     config = dataclasses.asdict(cfg)
     checkpoint = load_checkpoint(run_dir / "checkpoint.pt") if resume else None
-    if checkpoint is not None and (checkpoint["experiment"], checkpoint["config"]) != (experiment_cls.name, config):
+    if checkpoint is not None and (checkpoint["experiment"], checkpoint["config"]) != (
+        experiment_cls.name,
+        config,
+    ):
         raise CheckpointError(
             f"{run_dir / 'checkpoint.pt'} was written by another configuration "
             f"({checkpoint['experiment']}); resume with the same experiment, preset and options"
@@ -238,10 +248,14 @@ def train(
     torch.manual_seed(cfg.seed)
     experiment = experiment_cls(cfg, device, Path(data_dir) if data_dir is not None else None, download)
     model = experiment.model.to(device)
-    optimizer = make_optimizer(model, cfg, device)
+    optimizer = make_optimizer(model, cfg)
     decay = attach_methods(
-        model, optimizer, experiment.members, decay_mode=cfg.decay_mode,
-        include=experiment.decay_include, anchor_seed=cfg.seed,
+        model,
+        optimizer,
+        experiment.members,
+        decay_mode=cfg.decay_mode,
+        include=experiment.decay_include,
+        anchor_seed=cfg.seed,
     )
     history: list[dict[str, Any]] = []
     start, elapsed = 0, 0.0
@@ -252,7 +266,9 @@ def train(
             if decay is not None:
                 decay.load_state_dict(checkpoint["decay"])
         except (KeyError, RuntimeError, ValueError) as err:
-            raise CheckpointError(f"{run_dir / 'checkpoint.pt'} does not fit this model: {str(err)[:200]}") from None
+            raise CheckpointError(
+                f"{run_dir / 'checkpoint.pt'} does not fit this model: {str(err)[:200]}"
+            ) from None
         _set_rng_state(checkpoint["rng"], device)
         start, elapsed, history = checkpoint["next_stage"], checkpoint["elapsed"], checkpoint["history"]
 
@@ -260,7 +276,9 @@ def train(
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=start if start else None)
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
     stages = experiment.stages()
-    log(f"{experiment.name}: {len(experiment.members)} members, {len(stages)} stages, device {device}, run {run_dir}")
+    log(
+        f"{experiment.name}: {len(experiment.members)} members, {len(stages)} stages, device {device}, run {run_dir}"
+    )
     results: dict[str, Any] = {}
     end = len(stages) if max_stages is None else min(len(stages), start + max_stages)
     for stage in stages[start:end]:
@@ -285,23 +303,38 @@ def train(
         elapsed += time.perf_counter() - t0
         history.append({"stage": stage.index, "task": stage.task, "epoch": stage.epoch, "metrics": metrics})
         for key, values in metrics.items():
-            for member, value in zip(members, values):
+            for member, value in zip(members, values, strict=True):
                 writer.add_scalar(f"{key}/{member['name']}", value, stage.index)
         writer.flush()
         results = {
-            "experiment": experiment.name, "preset": preset, "device": str(device), "config": config,
-            "members": members, "stages_done": stage.index + 1, "stages": len(stages),
-            "train_seconds": elapsed, "history": history,
+            "experiment": experiment.name,
+            "preset": preset,
+            "device": str(device),
+            "config": config,
+            "members": members,
+            "stages_done": stage.index + 1,
+            "stages": len(stages),
+            "train_seconds": elapsed,
+            "history": history,
         }
-        _atomic_write(run_dir / "checkpoint.pt", lambda tmp: torch.save({
-            "format": CHECKPOINT_FORMAT, "experiment": experiment.name, "config": config,
-            "next_stage": stage.index + 1, "elapsed": elapsed, "history": history,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "decay": decay.state_dict() if decay is not None else {}, "rng": _rng_state(device),
-        }, tmp))
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "experiment": experiment.name,
+            "config": config,
+            "next_stage": stage.index + 1,
+            "elapsed": elapsed,
+            "history": history,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "decay": decay.state_dict() if decay is not None else {},
+            "rng": _rng_state(device),
+        }
+        _atomic_write(run_dir / "checkpoint.pt", functools.partial(torch.save, state))
         _write_json(run_dir / "results.json", results)
-        log(f"stage {stage.index + 1}/{len(stages)} (task {stage.task}, epoch {stage.epoch}) "
-            f"{time.perf_counter() - t0:.1f}s " + _headline(metrics, members))
+        log(
+            f"stage {stage.index + 1}/{len(stages)} (task {stage.task}, epoch {stage.epoch}) "
+            f"{time.perf_counter() - t0:.1f}s " + _headline(metrics, members)
+        )
     writer.close()
     if not results:  # resumed a finished run
         results = json.loads((run_dir / "results.json").read_text())
@@ -312,4 +345,4 @@ def _headline(metrics: dict[str, list[float]], members: list[dict[str, Any]]) ->
     key = next((k for k in ("test/accuracy", "test/loss", "test/recon_loss") if k in metrics), None)
     if key is None:
         return ""
-    return f"{key}: " + ", ".join(f"{m['name']}={v:.4g}" for m, v in zip(members, metrics[key]))
+    return f"{key}: " + ", ".join(f"{m['name']}={v:.4g}" for m, v in zip(members, metrics[key], strict=True))

@@ -1,0 +1,89 @@
+"""Learning curves over seeds: read TensorBoard scalars, bin them by steps, mean and bootstrap band.
+
+A curve of one run is the mean of its logged values inside each bin of steps (empty bins are NaN). Across the
+seeds of a method, each bin gets the mean over the seeds that have a value there and a percentile bootstrap
+interval of that mean (resampling seeds with replacement), as in Dohare et al. and the rliable practice of
+reporting intervals over runs rather than over steps.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["bin_means", "bootstrap_band", "nan_mean", "read_scalars", "regime_changes", "select_tags"]
+
+
+def read_scalars(tb_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every scalar tag of the event files in ``tb_dir`` as ``(steps, values)``, sorted by step.
+
+    A resumed run repeats the steps between its checkpoint and the interruption; the later write wins, like
+    TensorBoard shows it.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import (  # noqa: PLC0415  (heavy)
+        EventAccumulator,
+    )
+
+    accumulator = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})  # 0: keep every point
+    accumulator.Reload()
+    out = {}
+    for tag in accumulator.Tags()["scalars"]:
+        by_step = {event.step: event.value for event in accumulator.Scalars(tag)}
+        steps = np.array(sorted(by_step), dtype=np.int64)
+        out[tag] = (steps, np.array([by_step[s] for s in steps], dtype=np.float64))
+    return out
+
+
+def select_tags(pattern: str, tags: list[str] | set[str]) -> list[str]:
+    """Tags matching ``pattern`` (fnmatch globs: ``plasticity/actor/weight_magnitude/*``), sorted."""
+    return sorted(t for t in tags if fnmatch.fnmatchcase(t, pattern))
+
+
+def bin_means(steps: np.ndarray, values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` whose step falls in ``[edges[i], edges[i+1])``, NaN where none does."""
+    index = np.searchsorted(edges, steps, side="right") - 1
+    inside = (index >= 0) & (index < len(edges) - 1)
+    sums = np.bincount(index[inside], weights=values[inside], minlength=len(edges) - 1)
+    counts = np.bincount(index[inside], minlength=len(edges) - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / counts, np.nan)
+
+
+def nan_mean(stack: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Mean over ``axis`` ignoring NaN; NaN (without a warning) where every value is NaN."""
+    n = (~np.isnan(stack)).sum(axis)
+    return np.where(n > 0, np.nansum(stack, axis) / np.maximum(n, 1), np.nan)
+
+
+def bootstrap_band(
+    curves: np.ndarray, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over seeds and a percentile bootstrap interval of it, per bin: ``(mean, lo, hi, n_seeds)``.
+
+    :param curves: ``[seeds, bins]``, NaN where a seed has no value (it then counts in no resample)
+    """
+    curves = np.asarray(curves, dtype=np.float64)
+    present = ~np.isnan(curves)
+    n = present.sum(0)
+    mean = nan_mean(curves)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, curves.shape[0], size=(resamples, curves.shape[0]))
+    sample = curves[picks]  # [resamples, seeds, bins]
+    means = nan_mean(sample, axis=1)  # NaN where a resample drew no value
+    tail = (1 - confidence) / 2 * 100
+    lo = np.full(curves.shape[1], np.nan)
+    hi = np.full(curves.shape[1], np.nan)
+    for b in np.flatnonzero(n > 0):
+        drawn = means[:, b][~np.isnan(means[:, b])]
+        lo[b], hi[b] = np.percentile(drawn, [tail, 100 - tail])
+    return mean, lo, hi, n
+
+
+def regime_changes(steps: np.ndarray, regime_index: np.ndarray) -> list[int]:
+    """Steps at which a logged regime index differs from the previous point (the new regime's first point)."""
+    if len(steps) < 2:
+        return []
+    changed = np.flatnonzero(np.diff(regime_index) != 0) + 1
+    return [int(steps[i]) for i in changed]

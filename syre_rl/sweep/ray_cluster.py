@@ -1,0 +1,117 @@
+"""Run a sweep's runs on a Ray cluster: one Ray task per run, with its resources, retried if it dies.
+
+Ray is an optional extra (``pip install -e .[ray]``) and is imported only here, when a sweep is given
+``--address``. Every node needs this repository at the same path, the same Python environment and the sweep
+directory on a shared filesystem: a task runs the training script as a child process on its node, and
+the run writes its directory (and resumes from it) wherever the task lands.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+from syre_rl.presets import PresetError
+from syre_rl.sweep.grid import Run
+from syre_rl.sweep.launch import EXIT_BAD_INPUT, last_line, launch, log_file
+from syre_rl.sweep.progress import Progress
+
+__all__ = ["RunDied", "run_on_ray"]
+
+WAIT_SECONDS = 1.0
+
+
+class RunDied(RuntimeError):
+    """A run's process ended with an error that another attempt (resuming) may not have: Ray retries it."""
+
+
+def run_task(run: Run, log_dir: Path, threads: int) -> tuple[str, int]:
+    """The body of a run's Ray task, on whichever node it lands: ``(outcome, exit status)``.
+
+    A retry after a lost node finds the run's directory as the dead attempt left it and resumes; a run that
+    finished before the node was lost is not run again. Bad input (status 2) is not retried.
+    """
+    if run.state() == "finished":
+        return "finished", 0
+    proc = launch(run, log_dir, threads)
+    try:
+        status = proc.wait()
+    except BaseException:  # ray.cancel: let the run checkpoint before the task goes
+        proc.send_signal(signal.SIGINT)
+        proc.wait()
+        raise
+    if status == 0 and run.state() == "finished":
+        return "finished", 0
+    if status == EXIT_BAD_INPUT:
+        return "failed", status
+    raise RunDied(f"{run.id} exited with status {status}: {last_line(log_file(log_dir, run))}")
+
+
+def _import_ray() -> Any:
+    try:
+        import ray  # noqa: PLC0415  (optional extra)
+    except ImportError:
+        raise PresetError(
+            "--address needs Ray: pip install -e '.[ray]' (or pip install 'ray[default]')"
+        ) from None
+    return ray
+
+
+def run_on_ray(
+    runs: list[Run],
+    *,
+    address: str,
+    cpus_per_run: float,
+    gpus_per_run: float,
+    max_retries: int,
+    log_dir: Path,
+    progress: Progress,
+    done_before: int = 0,
+) -> dict[str, str]:
+    """Submit every run as a Ray task to the cluster at ``address``; returns each run's outcome by id.
+
+    Ray schedules the tasks by their declared ``num_cpus`` / ``num_gpus``, and starts a task again (up to
+    ``max_retries`` times) when its worker or node dies or the run exits with an error (:class:`RunDied`).
+    Ctrl-C cancels the tasks; each run saves a checkpoint first.
+    """
+    ray = _import_ray()
+    try:
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise PresetError(
+            f"cannot connect to the Ray cluster at {address}: {str(err).splitlines()[0]}"
+        ) from None
+    task = ray.remote(run_task).options(
+        num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries, retry_exceptions=[RunDied]
+    )
+    threads = max(1, int(cpus_per_run))
+    refs = {task.remote(run, log_dir, threads): run for run in runs}
+    outcomes: dict[str, str] = {}
+    progress.event(f"submitted {len(runs)} runs to the Ray cluster at {address}")
+    try:
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1, timeout=WAIT_SECONDS)
+            for ref in ready:
+                run = refs.pop(ref)
+                try:
+                    outcome, status = ray.get(ref)
+                    detail = f" (exit {status}): {last_line(log_file(log_dir, run))}" if status else ""
+                except Exception as err:  # RayTaskError wrapping RunDied after the last retry, or a lost task
+                    outcome, detail = "failed", f": {str(err).strip().splitlines()[-1]}"
+                outcomes[run.id] = outcome
+                progress.event(f"{'finished' if outcome == 'finished' else 'FAILED'} {run.id}{detail}")
+            progress.update(
+                done=done_before + sum(o == "finished" for o in outcomes.values()),
+                running=len(refs),  # submitted and not done: running or queued for resources
+                failed=sum(o == "failed" for o in outcomes.values()),
+            )
+    except KeyboardInterrupt:
+        progress.event("stopping: cancelling the Ray tasks (each run saves a checkpoint)")
+        for ref in refs:
+            ray.cancel(ref)
+        ray.wait(list(refs), num_returns=len(refs), timeout=120)
+        outcomes.update({run.id: "interrupted" for run in refs.values()})
+    finally:
+        ray.shutdown()
+    return outcomes
