@@ -1,12 +1,13 @@
 """Throughput of PPO on PyBullet Ant with SB3's MlpPolicy and with SyreActorCriticPolicy, side by side.
 
-    python scripts/bench_ppo.py                      # default preset, 3 repeats of 16,384 steps each
-    python scripts/bench_ppo.py --steps 32768 --repeats 5
+    python scripts/bench_ppo.py                      # default preset, 10 repeats of 4,096 steps each
+    python scripts/bench_ppo.py --steps 16384 --repeats 4
 
 Both arms use the same preset, seed and number of steps; only ``method`` differs. Repeats interleave the
 arms (ABBA order) so that drift in machine load falls on both. Two figures come out:
 
-- end to end: env steps/s of ``model.learn`` (collection + updates), median over repeats, and the ratio;
+- end to end: env steps/s of ``model.learn`` (collection + updates), median over repeats, and the median of
+  the per-repeat ratios (robust to load that changes between repeats);
 - the syre hook alone: time of ``optimizer.step()`` with and without syre on the same policy, and the share
   of a run's time that difference makes (it is small and less noisy than the end-to-end ratio).
 """
@@ -55,8 +56,8 @@ def optimizer_step_ms(preset, method: str, calls: int = 300) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="default", help="preset of agents/ppo.yaml")
-    parser.add_argument("--steps", type=int, default=16_384, help="env steps per measurement")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=4096, help="env steps per measurement")
+    parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -79,8 +80,9 @@ def main() -> None:
     plain, syre = statistics.median(rates["none"]), statistics.median(rates["syre"])
     pair_ratios = [s / n for s, n in zip(rates["syre"], rates["none"], strict=True)]
     print(
-        f"end to end (median): MlpPolicy {plain:.0f} steps/s, SyreActorCriticPolicy {syre:.0f} steps/s, "
-        f"ratio {syre / plain:.3f} (per-repeat ratios {', '.join(f'{r:.3f}' for r in pair_ratios)})"
+        f"end to end: MlpPolicy {plain:.0f} steps/s, SyreActorCriticPolicy {syre:.0f} steps/s (medians); "
+        f"syre / plain = {statistics.median(pair_ratios):.3f} (median of per-repeat ratios "
+        f"{', '.join(f'{r:.3f}' for r in pair_ratios)})"
     )
 
     step_plain, step_syre = optimizer_step_ms(preset, "none"), optimizer_step_ms(preset, "syre")

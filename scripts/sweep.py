@@ -16,6 +16,7 @@ finished, 1 when some failed, 2 for bad input (one line on stderr), 130 when int
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import sys
 from pathlib import Path
@@ -77,8 +78,11 @@ def fail(message: str) -> NoReturn:
 def main(argv: list[str] | None = None) -> int:
     args, extra = parse_args(argv)
     if args.list:
-        for name in grid_names():
-            print(f"{name}: {load_grid(name).description}")
+        try:
+            for name in grid_names():
+                print(f"{name}: {load_grid(name).description}")
+        except PresetError as err:
+            fail(str(err))
         return 0
     try:
         grid = load_grid(args.grid)
@@ -96,23 +100,33 @@ def main(argv: list[str] | None = None) -> int:
             args.sweep_dir or PROJECT_ROOT / "runs" / "sweeps" / args.grid.replace(":", "-")
         ).resolve()
         runs = expand(grid, sweep_dir, extra)
+        if args.address:
+            from syre_rl.sweep.ray_cluster import import_ray  # noqa: PLC0415  (Ray is an optional extra)
+
+            import_ray()
     except (PresetError, ValueError) as err:
         fail(str(err))
 
-    states = {run.id: run.state() for run in runs}
     if args.dry_run:
+        states = {run.id: run.state() for run in runs}
         for run in runs:
             print(f"{states[run.id]:9} {run.id}: {' '.join(run.command('python')[1:])}")
         print(
             f"{len(runs)} runs, {sum(s == 'finished' for s in states.values())} finished; sweep dir {sweep_dir}"
         )
         return 0
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(sweep_dir / ".lock", "w")  # held until exit: one sweep at a time per directory
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fail(f"{sweep_dir} is in use by another sweep")
     try:
         write_manifest(sweep_dir, args.grid, grid, runs)
     except PresetError as err:
         fail(str(err))
 
-    todo = [run for run in runs if states[run.id] != "finished"]
+    todo = [run for run in runs if run.state() != "finished"]  # read under the lock
     done = len(runs) - len(todo)
     max_retries = grid.max_retries if args.max_retries is None else args.max_retries
     log_dir = sweep_dir / "logs"

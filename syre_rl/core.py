@@ -117,6 +117,8 @@ class Syre(nn.Module):
     :param anchors: given anchors (name -> tensor, copied; names not selected are ignored) instead of random ones,
         for decay toward a chosen point (the initial weights for L2-Init); ``sigma0`` and ``anchor_scale`` are
         then unused.
+    :param diagonals: a given non-negative ``D`` (name -> tensor of the parameter's shape) instead of a random
+        one, e.g. per-member decay strengths of a stacked ensemble; excludes ``spread``.
     :param init_offset: add ``theta0`` to the weights now, so training starts where ``f(theta + theta0)`` does.
     """
 
@@ -135,6 +137,7 @@ class Syre(nn.Module):
         exclude: str | Iterable[str] | None = None,
         fan_in: Mapping[str, int] | None = None,
         anchors: Mapping[str, Tensor] | None = None,
+        diagonals: Mapping[str, Tensor] | None = None,
         init_offset: bool = False,
     ) -> None:
         super().__init__()
@@ -147,6 +150,9 @@ class Syre(nn.Module):
         if not spread_ok:
             raise ValueError(f"spread must be a number in [0, 1), got {spread!r}")
         self.spread = float(spread)
+        if diagonals is not None and self.spread > 0:
+            raise ValueError("give spread (a random D) or diagonals (a given D), not both")
+        self._has_diag = self.spread > 0 or diagonals is not None
         self.mode = _choice("mode", mode, MODES)
         self.anchor_scale = _choice("anchor_scale", anchor_scale, ANCHOR_SCALES)
         self.anchor_storage = _choice("anchor_storage", anchor_storage, ANCHOR_STORAGES)
@@ -189,7 +195,12 @@ class Syre(nn.Module):
             for n, t in selected
         ]
         self._seeds = [_tensor_seed(self.seed, n) for n in self._names]
-        given = self._check_given_anchors(anchors) if anchors is not None else None
+        given = self._check_given("anchors", anchors) if anchors is not None else None
+        given_diags = self._check_given("diagonals", diagonals) if diagonals is not None else None
+        if given_diags is not None and not all(
+            bool(torch.isfinite(d).all() and (d >= 0).all()) for d in given_diags.values()
+        ):
+            raise ValueError("diagonals must be finite and non-negative")
         if given is not None:
             self._stds = [
                 float(given[n].double().std()) if given[n].numel() > 1 else 0.0 for n in self._names
@@ -200,6 +211,8 @@ class Syre(nn.Module):
                 if given is not None:
                     anchor = given[name].detach().to(param.device, param.dtype, copy=True)
                 self.register_buffer(_buffer_key("theta0", name), anchor)
+                if given_diags is not None:
+                    diag = given_diags[name].detach().to(param.device, param.dtype, copy=True)
                 if diag is not None:
                     self.register_buffer(_buffer_key("D", name), diag)
         self._optimizer: weakref.ref[torch.optim.Optimizer] | None = None
@@ -212,20 +225,21 @@ class Syre(nn.Module):
             self.init_offset()
 
     # ----------------------------------------------------------------------------------------- anchors
-    def _check_given_anchors(self, anchors: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
+    def _check_given(self, what: str, tensors: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
+        """Given anchors or diagonals must cover the selection with the parameters' shapes."""
         if self.anchor_storage != "tensor":
             raise ValueError(
-                "anchors can only be given with anchor_storage='tensor' (seeds cannot regenerate them)"
+                f"{what} can only be given with anchor_storage='tensor' (seeds cannot regenerate them)"
             )
-        missing = sorted(set(self._names) - set(anchors))
+        missing = sorted(set(self._names) - set(tensors))
         if missing:
-            raise ValueError(f"anchors must hold every selected parameter; missing: {', '.join(missing)}")
+            raise ValueError(f"{what} must hold every selected parameter; missing: {', '.join(missing)}")
         for name, param in zip(self._names, self._params):
-            if tuple(anchors[name].shape) != tuple(param.shape):
+            if tuple(tensors[name].shape) != tuple(param.shape):
                 raise ValueError(
-                    f"anchors[{name!r}] has shape {tuple(anchors[name].shape)}, the parameter {tuple(param.shape)}"
+                    f"{what}[{name!r}] has shape {tuple(tensors[name].shape)}, the parameter {tuple(param.shape)}"
                 )
-        return anchors
+        return tensors
 
     def _draw(self, param: Tensor, std: float, tensor_seed: int) -> tuple[Tensor, Tensor | None]:
         """Draw one tensor's anchor (and diagonal) from its own seed: the same numbers on every call."""
@@ -240,7 +254,7 @@ class Syre(nn.Module):
         if self.anchor_storage == "seed":
             return self._draw(self._params[i], self._stds[i], self._seeds[i])
         name = self._names[i]
-        diag = getattr(self, _buffer_key("D", name)) if self.spread > 0 else None
+        diag = getattr(self, _buffer_key("D", name)) if self._has_diag else None
         return getattr(self, _buffer_key("theta0", name)), diag
 
     @property
@@ -250,8 +264,8 @@ class Syre(nn.Module):
 
     @property
     def diagonals(self) -> dict[str, Tensor] | None:
-        """Parameter name -> ``D`` (``None`` when ``spread == 0``)."""
-        if self.spread == 0:
+        """Parameter name -> ``D`` (``None`` when no diagonal is used)."""
+        if not self._has_diag:
             return None
         return {name: self._anchor(i)[1] for i, name in enumerate(self._names)}  # type: ignore[misc]
 
@@ -286,6 +300,7 @@ class Syre(nn.Module):
             "gamma": self.gamma,
             "sigma0": self.sigma0,
             "spread": self.spread,
+            "diagonal": self._has_diag,
             "mode": self.mode,
             "anchor_scale": self.anchor_scale,
             "anchor_storage": self.anchor_storage,
@@ -382,7 +397,7 @@ class Syre(nn.Module):
     def _coupled(self, params: list[Tensor], anchors: list[Tensor], diags: list[Tensor]) -> None:
         """``grad += gamma D (w - theta0)`` as two in-place passes with no temporary."""
         grads = [p.grad for p in params]
-        if self.spread == 0:
+        if not self._has_diag:
             torch._foreach_add_(grads, params, alpha=self.gamma)
             torch._foreach_add_(grads, anchors, alpha=-self.gamma)
         else:
@@ -392,7 +407,7 @@ class Syre(nn.Module):
     def _decoupled(self, params: list[Tensor], anchors: list[Tensor], diags: list[Tensor], lr: float) -> None:
         """``w -= lr gamma D (w - theta0)``: one ``lerp_`` pass toward the anchor (two passes with ``D``)."""
         rate = lr * self.gamma
-        if self.spread == 0:
+        if not self._has_diag:
             torch._foreach_lerp_(params, anchors, rate)
         else:
             torch._foreach_addcmul_(params, diags, params, value=-rate)
@@ -416,6 +431,7 @@ class Syre(nn.Module):
                 "gamma": self.gamma,
                 "sigma0": self.sigma0,
                 "spread": self.spread,
+                "diagonal": self._has_diag,
                 "mode": self.mode,
                 "anchor_scale": self.anchor_scale,
                 "anchor_storage": self.anchor_storage,
@@ -450,6 +466,6 @@ class Syre(nn.Module):
         storage = extra["config"]["anchor_storage"]
         if storage != self.anchor_storage:
             raise ValueError(f"Syre state uses anchor_storage={storage!r}, this one {self.anchor_storage!r}")
-        if (extra["config"]["spread"] > 0) != (self.spread > 0):
-            raise ValueError("Syre state and this Syre disagree on whether a diagonal D is used (spread > 0)")
+        if extra["config"]["diagonal"] != self._has_diag:
+            raise ValueError("Syre state and this Syre disagree on whether a diagonal D is used")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -227,6 +227,28 @@ def test_given_anchors_are_copied_and_checked() -> None:
         Syre(model, gamma=0.1, anchors=target, anchor_storage="seed")
 
 
+def test_given_diagonals_weight_the_decay_per_element() -> None:
+    """A given D (here: one decay strength per output row, as for the members of a stacked ensemble)."""
+    layer = nn.Linear(3, 4).double()
+    strength = torch.tensor([0.0, 1.0, 2.0, 4.0], dtype=torch.float64)
+    diagonals = {"weight": strength[:, None].expand(4, 3).clone(), "bias": strength.clone()}
+    syre = Syre(layer, gamma=0.5, sigma0=1.0, diagonals=diagonals, seed=0)
+    opt = syre.attach(torch.optim.SGD(layer.parameters(), lr=0.1))
+    before = {n: p.detach().clone() for n, p in layer.named_parameters()}
+    for p in layer.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    for name, p in layer.named_parameters():
+        expected = before[name] - 0.1 * 0.5 * diagonals[name] * (before[name] - syre.anchors[name])
+        torch.testing.assert_close(p.detach(), expected, rtol=0, atol=1e-15)
+    assert torch.equal(layer.weight[0], before["weight"][0])  # strength 0: untouched
+    assert syre.summary()["diagonal"] is True
+    with pytest.raises(ValueError, match="not both"):
+        Syre(layer, gamma=0.5, spread=0.1, diagonals=diagonals)
+    with pytest.raises(ValueError, match="non-negative"):
+        Syre(layer, gamma=0.5, diagonals={"weight": -diagonals["weight"], "bias": diagonals["bias"]})
+
+
 def test_init_offset_starts_at_theta_plus_theta0() -> None:
     model = mlp()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}

@@ -84,10 +84,16 @@ def test_weight_symmetry_counts_identical_and_zero_units() -> None:
         net[2].bias[4] = 0.0
         net[4].weight[:, 4] = 0.0
     first, second = weight_symmetry(net)
-    assert (first.identical_pairs, first.zero_units) == (1, 0)
+    assert (first.identical_pairs, first.distinct_units, first.zero_units) == (1, 5, 0)
     assert first.min_pair_distance == 0.0
     assert first.small_singular_values == 1  # two equal rows make the first weight rank-deficient
     assert (second.identical_pairs, second.zero_units) == (0, 1)
     assert second.small_singular_values == 1  # the zero row (the equal columns fit in the 5 rows left)
+    with torch.no_grad():  # units {0, 1, 5} and {2, 3} identical: 3 + 1 pairs, 3 distinct units
+        for copy_of, unit in [(0, 1), (0, 5), (2, 3)]:
+            net[0].weight[unit], net[0].bias[unit] = net[0].weight[copy_of], net[0].bias[copy_of]
+            net[2].weight[:, unit] = net[2].weight[:, copy_of]
+    first = weight_symmetry(net)[0]
+    assert (first.identical_pairs, first.distinct_units) == (4, 3)
     with pytest.raises(ValueError, match="two nn.Linear"):
         weight_symmetry(nn.Linear(2, 2))

@@ -6,9 +6,11 @@ pendulum): interrupted mid-way and run again, and on a Ray cluster started for t
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -128,6 +130,26 @@ def test_bad_input_is_one_line_and_exit_2_and_writes_nothing(tmp_path, capsys, a
     assert not (tmp_path / "sw").exists()
 
 
+def test_address_without_ray_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where the extra is not installed
+    with pytest.raises(SystemExit) as exit_:
+        sweep_script.main(["rl:smoke", "--address", "127.0.0.1:1", "--sweep-dir", str(tmp_path / "sw")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "pip install -e '.[ray]'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "sw").exists()
+
+
+def test_a_sweep_directory_in_use_is_refused(tmp_path, capsys):
+    sweep_dir = tmp_path / "sw"
+    sweep_dir.mkdir()
+    with open(sweep_dir / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(SystemExit) as exit_:
+            sweep_script.main(["rl:smoke", "--sweep-dir", str(sweep_dir)])
+    assert exit_.value.code == 2 and "in use by another sweep" in capsys.readouterr().err
+    assert list(sweep_dir.iterdir()) == [sweep_dir / ".lock"]  # no manifest, no run started
+
+
 def test_dry_run_lists_every_run_and_runs_nothing(tmp_path):
     result = sweep(
         "rl:smoke", "--dry-run", "--sweep-dir", str(tmp_path / "sw"), "--", "--total-timesteps", "512"
@@ -209,25 +231,27 @@ def ray_cluster(tmp_path):
     port = free_port()
     ray = Path(sys.executable).with_name("ray")
     temp = Path("/tmp") / f"ray-sweep-test-{os.getpid()}"  # Ray's socket paths must stay short
+    log = open(tmp_path / "ray.log", "w")
     head = subprocess.Popen(
         [str(ray), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
          "--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp}",
          f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}"],
-        stdout=open(tmp_path / "ray.log", "w"), stderr=subprocess.STDOUT, env=ENV, start_new_session=True,
+        stdout=log, stderr=subprocess.STDOUT, env=ENV, start_new_session=True,
     )  # fmt: skip
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        if head.poll() is None:
-            os.killpg(head.pid, signal.SIGTERM)
-            try:
-                head.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
+        head.terminate()  # `ray start --block` stops the processes it started on SIGTERM
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
         try:
             os.killpg(head.pid, signal.SIGKILL)  # anything of this cluster still there
         except ProcessLookupError:
             pass
+        shutil.rmtree(temp, ignore_errors=True)
+        log.close()
 
 
 def processes_of(run_dir: Path) -> list[int]:

@@ -132,6 +132,7 @@ class LayerSymmetry:
     :param width: number of hidden units.
     :param identical_pairs: unit pairs whose in-weights, bias and out-weights agree to ``tol`` (relative):
         the permutation-symmetric state that plain gradient descent cannot leave.
+    :param distinct_units: units left when identical ones are merged (groups of mutually identical units).
     :param zero_units: units whose in-weights, bias and out-weights are all below ``tol`` (absolute).
     :param small_singular_values: singular values of the layer's weight below ``tol`` times the largest.
     :param min_pair_distance: smallest relative distance between two units' weight vectors.
@@ -140,6 +141,7 @@ class LayerSymmetry:
     layer: str
     width: int
     identical_pairs: int
+    distinct_units: int
     zero_units: int
     small_singular_values: int
     min_pair_distance: float
@@ -152,6 +154,18 @@ def _unit_vectors(layer: nn.Linear, following: nn.Linear) -> Tensor:
         parts.append(layer.bias.detach()[:, None])
     parts.append(following.weight.detach().T)
     return torch.cat(parts, dim=1).double()
+
+
+def _count_groups(linked: Tensor) -> int:
+    """Connected components of a symmetric boolean adjacency matrix (propagate the smallest label)."""
+    labels = torch.arange(linked.shape[0])
+    big = linked.shape[0]
+    while True:
+        spread = torch.where(linked, labels[None, :], big).amin(dim=1)
+        new = torch.minimum(labels, spread)
+        if torch.equal(new, labels):
+            return int(labels.unique().numel())
+        labels = new
 
 
 def weight_symmetry(module: nn.Module, tol: float = 1e-6) -> list[LayerSymmetry]:
@@ -181,6 +195,7 @@ def weight_symmetry(module: nn.Module, tol: float = 1e-6) -> list[LayerSymmetry]
                 layer=name,
                 width=layer.out_features,
                 identical_pairs=int((pairs <= tol).sum()),
+                distinct_units=_count_groups(relative <= tol),
                 zero_units=int((units.abs().amax(dim=1) <= tol).sum()),
                 small_singular_values=int((sv <= tol * sv.max().clamp_min(torch.finfo(sv.dtype).tiny)).sum()),
                 min_pair_distance=float(pairs.min()) if pairs.numel() else math.inf,

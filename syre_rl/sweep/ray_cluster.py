@@ -17,7 +17,7 @@ from syre_rl.sweep.grid import Run
 from syre_rl.sweep.launch import EXIT_BAD_INPUT, last_line, launch, log_file
 from syre_rl.sweep.progress import Progress
 
-__all__ = ["RunDied", "run_on_ray"]
+__all__ = ["RunDied", "import_ray", "run_on_ray"]
 
 WAIT_SECONDS = 1.0
 
@@ -48,7 +48,8 @@ def run_task(run: Run, log_dir: Path, threads: int) -> tuple[str, int]:
     raise RunDied(f"{run.id} exited with status {status}: {last_line(log_file(log_dir, run))}")
 
 
-def _import_ray() -> Any:
+def import_ray() -> Any:
+    """The ray module, or PresetError with the install command (Ray is an optional extra)."""
     try:
         import ray  # noqa: PLC0415  (optional extra)
     except ImportError:
@@ -75,7 +76,7 @@ def run_on_ray(
     ``max_retries`` times) when its worker or node dies or the run exits with an error (:class:`RunDied`).
     Ctrl-C cancels the tasks; each run saves a checkpoint first.
     """
-    ray = _import_ray()
+    ray = import_ray()
     try:
         ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as err:
