@@ -9,8 +9,9 @@ import torch
 from test_supervised_data import write_cifar
 
 from syre_rl.presets import PROJECT_ROOT, load_preset
-from syre_rl.supervised.ensemble import MemberDecay
+from syre_rl.supervised.ensemble import member_decay
 from syre_rl.supervised.experiments import EXPERIMENTS
+from syre_rl.supervised.report import write_report
 from syre_rl.supervised.train import Stage, train
 
 CPU = torch.device("cpu")
@@ -41,13 +42,20 @@ def test_teacher_student_syre_separates_duplicate_units_vanilla_does_not(tmp_pat
     experiment, cfg = tiny("teacher-student")
     metrics = final(train(experiment, cfg, run_dir=tmp_path, log=lambda s: None))
     pairs, distance = metrics["symmetry/identical_pairs"], metrics["symmetry/min_pair_distance"]
+    distinct = metrics["symmetry/distinct_units"]
     assert metrics["symmetry/initial_identical_pairs"]["vanilla_seed0"] == 15  # 6 of 8 units identical
+    assert metrics["symmetry/initial_distinct_units"]["vanilla_seed0"] == 3  # the cluster of 6 and 2 others
     assert (
         pairs["vanilla_seed0"] == 15 and pairs["wd_wd0.01_seed0"] == 15
     )  # trapped: Adam keeps them identical
+    assert distinct["vanilla_seed0"] == 3 and distinct["wd_wd0.01_seed0"] == 3  # fewer than the width, 8
     assert distance["vanilla_seed0"] == 0
     assert pairs["syre_wd0.01_s0.1_seed0"] == 0 and distance["syre_wd0.01_s0.1_seed0"] > 1e-3  # escaped
+    assert distinct["syre_wd0.01_s0.1_seed0"] == 8  # every unit its own
     assert all(v < 1 for v in metrics["test/loss"].values())
+    table = (write_report(tmp_path, tmp_path / "report") / "tables.md").read_text()
+    assert "| distinct units (of 8) |" in table
+    assert "| vanilla_seed0 | 3 | 3 | 15 | 0 |" in table and "| syre_wd0.01_s0.1_seed0 | 8 | 3 | 0 |" in table
 
 
 def test_mnist_fcn_measures_rank_and_dead_units_of_each_layer_and_sees_collapse(tmp_path):
@@ -95,6 +103,34 @@ def test_permuted_mnist_reports_every_task_and_the_tasks_really_differ(tmp_path)
         assert h["metrics"]["test/accuracy"] == h["metrics"][f"tasks/accuracy_task{h['task']}"]
 
 
+def test_permuted_mnist_runs_l2_init_and_shrink_perturb_as_their_own_runs(tmp_path):
+    """Each competing method trains the same member (seed 0: same initial weights and batches) as vanilla; strong
+    settings make its effect plain: L2-Init stays closer to the initial weights, Shrink & Perturb shrinks them."""
+    settings = {"l2-init": {"weight_decay": 3.0}, "shrink-perturb": {"shrink": 0.03, "noise_std": 1e-3}}
+    weights, states = {}, {}
+    for method in ("vanilla", "l2-init", "shrink-perturb"):
+        experiment, cfg = tiny(
+            "permuted-mnist", methods=[method], method_kwargs=settings, tasks=1, eval_size=64
+        )
+        results = train(experiment, cfg, run_dir=tmp_path / method, log=lambda s: None)
+        assert [m["name"] for m in results["members"]] == [f"{method}_seed0"]
+        assert results["history"][-1]["metrics"]["test/accuracy"][0] > 0.2  # it learns (chance: 0.1)
+        state = torch.load(tmp_path / method / "checkpoint.pt", weights_only=True)
+        weights[method] = torch.cat([w[0].flatten() for w in state["model"].values()])
+        states[method] = state["methods"]
+    initial_model = experiment(cfg, CPU, None, False).model
+    initial = torch.cat([p[0].detach().flatten() for p in initial_model.parameters()])
+    moved = {m: float((w - initial).norm()) for m, w in weights.items()}
+    assert moved["l2-init"] < 0.5 * moved["vanilla"]  # measured: 0.26 against 0.70
+    assert float(weights["shrink-perturb"].norm()) < 0.9 * float(weights["vanilla"].norm())  # 3.9 against 5.0
+    # Their state is checkpointed: L2-Init's anchors are the initial weights, S&P's noise generator is saved.
+    assert torch.equal(
+        states["l2-init"]["l2-init.decay.theta0/layers/0/weight"], initial_model.layers[0].weight.detach()
+    )
+    assert states["shrink-perturb"]["shrink-perturb._extra_state"]["generator"] is not None
+    assert states["vanilla"] == {}
+
+
 def test_mnist_cnn_trains_and_measures_its_hidden_layers(tmp_path):
     experiment, cfg = tiny("mnist-cnn")
     metrics = final(train(experiment, cfg, run_dir=tmp_path, log=lambda s: None))
@@ -111,8 +147,8 @@ def test_beta_vae_decays_only_the_encoder_and_counts_active_latents(tmp_path):
         0 < loss < 784 * 0.7 for loss in metrics["test/recon_loss"].values()
     )  # below a coin flip per pixel
     run = experiment(cfg, CPU, None, False)
-    decay = MemberDecay(run.model, [1.0, 1.0], [0.0, 0.01], include=experiment.decay_include)
-    assert decay.names and all(n.startswith("encoder.") for n in decay.names)
+    decay = member_decay(run.model, [1.0, 1.0], [0.0, 0.01], include=experiment.decay_include)
+    assert decay.param_names and all(n.startswith("encoder.") for n in decay.param_names)
     with torch.no_grad():  # a collapsed encoder mean (posterior collapse) has no active units and rank 0
         run.model.encoder.layers[-1].weight[1].mul_(100)  # member 1: a mean that varies with the input
         run.model.encoder.layers[-1].weight[0].zero_()

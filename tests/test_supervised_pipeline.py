@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from syre_rl.presets import PROJECT_ROOT, load_preset
-from syre_rl.supervised.ensemble import MemberDecay, StackedConv2d, member_generators, stacked_fan_in
+from syre_rl.supervised.ensemble import StackedConv2d, member_decay, member_generators, stacked_fan_in
 from syre_rl.supervised.experiments import EXPERIMENTS
 from syre_rl.supervised.models import MLP, to_grouped
 from syre_rl.supervised.train import train
@@ -35,16 +35,17 @@ def one_thread():
 
 @pytest.mark.parametrize("mode", ["coupled", "decoupled"])
 def test_stacked_members_equal_separate_models_trained_alone(mode):
-    """E members in one model, one Adam, per-member decay = E plain nn.Linear nets, each with its own Adam
-    and its own decay written as a loss penalty (coupled) or an explicit shrink (decoupled), in float64."""
+    """E members in one model, one Adam, per-member decay (core's Syre with given D and anchors) = E plain
+    nn.Linear nets, each with its own Adam and its own decay written as a loss penalty (coupled) or an explicit
+    shrink (decoupled), in float64."""
     torch.manual_seed(0)
     seeds, gamma, sigma0, lr = [0, 1, 0], [0.0, 0.1, 0.1], [0.0, 0.0, 0.5], 1e-2
     model = MLP(6, [5, 4], 3, member_generators(seeds)).double()
     separate = [model.member(e) for e in range(3)]
     opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
-    decay = MemberDecay(model, gamma, sigma0, mode=mode, seed=7)
+    decay = member_decay(model, gamma, sigma0, mode=mode, seed=7)
     decay.attach(opt)
-    targets = decay.anchor_targets()  # name -> sigma0_e * theta0 in the stacked layout
+    targets = decay.anchors  # name -> sigma0_e * theta0 in the stacked layout
     anchors = [
         [
             t
@@ -90,11 +91,12 @@ def test_stacked_conv_is_each_members_own_convolution():
         torch.testing.assert_close(out[:, e], expected, rtol=1e-5, atol=1e-5)
 
 
-def test_member_decay_anchors_use_each_members_fan_in():
+def test_member_decay_anchors_use_each_members_fan_in_and_d_holds_each_members_strength():
     model = nn.ModuleDict(
         {
             "fc": MLP(400, [300], 10, member_generators(range(4))),
             "conv": StackedConv2d(8, 16, 3, member_generators(range(4))),
+            "bn": nn.BatchNorm2d(4 * 16),  # member-major [E * C], as after a stacked convolution
         }
     )
     fan_in = stacked_fan_in(model)
@@ -103,15 +105,24 @@ def test_member_decay_anchors_use_each_members_fan_in():
         and fan_in["fc.layers.1.bias"] == 300
         and fan_in["conv.weight"] == 72
     )
-    decay = MemberDecay(model, [1.0] * 4, [0.0, 1.0, 1.0, 2.0], seed=3)
-    target = decay.anchor_targets()
+    gamma = [0.0, 0.5, 1.0, 2.0]
+    decay = member_decay(model, gamma, [0.0, 1.0, 1.0, 2.0], seed=3)
+    target = decay.anchors
     w = target["fc.layers.0.weight"]
     assert torch.all(w[0] == 0)  # sigma0 = 0: plain weight decay toward zero
     assert abs(float(w[1].std()) - 1 / 400**0.5) < 0.002  # std sigma0 / sqrt(400), not / sqrt(400 * 300)
     assert abs(float(target["conv.weight"][3].std()) - 2 / 72**0.5) < 0.02
     assert not torch.allclose(w[1], w[2])  # one anchor per member
-    only_fc = MemberDecay(model, [1.0] * 4, [1.0] * 4, include="fc.*")
-    assert only_fc.names == [
+    for name in ("fc.layers.0.weight", "conv.weight", "bn.weight"):
+        d = decay.diagonals[name].view(4, -1)
+        assert all(torch.all(d[e] == g) for e, g in enumerate(gamma)), name
+    # Anchors and D are buffers of the Syre: its state_dict carries them to another build (a resumed run).
+    other = member_decay(model, [1.0] * 4, [3.0] * 4, seed=4)
+    other.load_state_dict(decay.state_dict())
+    assert torch.equal(other.anchors["conv.weight"], target["conv.weight"])
+    assert torch.equal(other.diagonals["bn.weight"], decay.diagonals["bn.weight"])
+    only_fc = member_decay(model, [1.0] * 4, [1.0] * 4, include="fc.*")
+    assert only_fc.param_names == [
         "fc.layers.0.weight",
         "fc.layers.0.bias",
         "fc.layers.1.weight",
@@ -125,8 +136,12 @@ def _tiny(name: str, **fields):
     return experiment, dataclasses.replace(cfg, **fields)
 
 
-def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
-    experiment, cfg = _tiny("permuted-mnist", tasks=2, eval_size=64, test_size=64, train_size=256)
+@pytest.mark.parametrize("methods", [["vanilla", "wd", "syre"], ["shrink-perturb"]])
+def test_resume_continues_exactly_where_the_run_stopped(tmp_path, methods):
+    """Per-member decay (Syre anchors and D) and a hook method's random state come back from the checkpoint."""
+    experiment, cfg = _tiny(
+        "permuted-mnist", methods=methods, tasks=2, eval_size=64, test_size=64, train_size=256
+    )
     whole = train(experiment, cfg, run_dir=tmp_path / "whole", log=lambda s: None)
     first = train(experiment, cfg, run_dir=tmp_path / "split", max_stages=1, log=lambda s: None)
     assert first["stages_done"] == 1
@@ -152,6 +167,8 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, capsys):
         (["--experiment", "teacher-student", "--lr", "-1"], "lr must be a finite number > 0"),
         (["--experiment", "teacher-student", "--gamma", "nan"], "'weight_decay' values must be finite"),
         (["--experiment", "teacher-student", "--tasks", "3"], "--tasks applies to permuted-mnist only"),
+        (["--experiment", "teacher-student", "--methods", "vanilla,l2-init"], "must be a run's only method"),
+        (["--experiment", "teacher-student", "--methods", "cbp"], "not available for the stacked model"),
         (
             ["--experiment", "mnist-cnn", "--data-dir", str(tmp_path / "none")],
             "missing file train-images-idx3-ubyte",

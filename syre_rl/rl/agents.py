@@ -47,6 +47,7 @@ class AgentPreset:
     :param eval_freq: environment steps between evaluations (0: no evaluation)
     :param eval_episodes: episodes per evaluation (deterministic actions)
     :param checkpoint_freq: environment steps between checkpoints
+    :param description: one line saying what the preset is for
     """
 
     env: str = "AntBulletEnv-v0"

@@ -7,9 +7,9 @@ respect to member ``e``'s weights is member ``e``'s own gradient, and one elemen
 over the stacks is exactly ``E`` independent optimizers. This turns ``E`` launch-bound small runs into one run of
 larger kernels (design notes, section 8).
 
-Weight decay and syre differ per member (a weight-decay sweep is ``E`` strengths), so :class:`MemberDecay` applies
-``gamma_e (w - sigma0_e * theta0)`` with per-member tensors; ``theta0`` comes from :class:`syre_rl.core.Syre`
-(one anchor per member, fan-in of the member's layer, not of the stack).
+Weight decay and syre differ per member (a weight-decay sweep is ``E`` strengths), so :func:`member_decay` builds
+one :class:`syre_rl.core.Syre` with a given per-element ``D`` (``gamma_e`` on member ``e``'s slice) and given
+anchors (``sigma0_e * theta0``, one anchor per member, fan-in of the member's layer, not of the stack).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from torch import Tensor, nn
 from syre_rl.core import Syre
 
 __all__ = [
-    "MemberDecay",
     "StackedConv2d",
     "StackedDropout",
     "StackedLinear",
+    "member_decay",
     "member_generators",
     "stacked_fan_in",
 ]
@@ -150,109 +150,53 @@ def stacked_fan_in(model: nn.Module) -> dict[str, int]:
     return fan_in
 
 
-class MemberDecay(nn.Module):
-    """Per-member weight decay toward per-member anchors, inside ``optimizer.step()``.
+def member_decay(
+    model: nn.Module,
+    gamma: Sequence[float],
+    sigma0: Sequence[float],
+    *,
+    mode: str = "coupled",
+    include: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    seed: int = 0,
+) -> Syre:
+    """Per-member weight decay toward per-member anchors: one :class:`Syre` whose given ``D`` and anchors hold
+    every member's settings, so the decay step is core's own.
 
-    Member ``e`` of each selected tensor is decayed toward ``sigma0_e * theta0`` with strength ``gamma_e``, where
-    ``theta0`` is a :class:`Syre` anchor drawn at unit scale (std ``1 / sqrt(fan_in)``): ``sigma0_e = 0`` is
-    plain weight decay, ``gamma_e = 0`` no decay, both positive is syre. Coupled (``Adam(weight_decay=)``'s
-    convention): ``grad += gamma_e (w - a_e)`` before the step. Decoupled (AdamW's):
-    ``w -= lr gamma_e (w - a_e)`` before the update. The targets ``gamma_e * a_e`` are buffers (checkpointed).
+    Member ``e`` of each selected tensor is decayed toward ``sigma0_e * theta0`` with strength ``gamma_e``
+    (``sigma0_e = 0``: plain weight decay; ``gamma_e = 0``: none; both positive: syre). That is ``Syre(gamma=1)``
+    with ``D = gamma_e`` and anchors ``sigma0_e * theta0`` on member ``e``'s slice. ``theta0`` is drawn by a
+    unit-scale Syre (std ``1 / sqrt(fan_in)`` of the member's layer, see :func:`stacked_fan_in`) from ``seed``.
+    Anchors and ``D`` are buffers of the returned module (checkpoint its ``state_dict``).
 
-    :param model: the stacked model; every selected tensor has the members as its leading dimension.
+    :param model: the stacked model; every selected tensor has the members as its leading dimension
+        (member-major, so a batch norm's ``[E * C]`` counts too).
     :param gamma: per-member decay strength, ``[E]``.
     :param sigma0: per-member anchor scale, ``[E]``.
+    :param mode: Syre's ``mode``: ``"coupled"`` (``Adam(weight_decay=)``) or ``"decoupled"`` (AdamW).
     :param include: glob patterns of parameter names to decay (Syre's ``include``), e.g. ``"encoder.*"``.
+    :param exclude: glob patterns of parameter names to leave alone.
     :param seed: seed of the anchors.
     """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        gamma: Sequence[float],
-        sigma0: Sequence[float],
-        *,
-        mode: str = "coupled",
-        include: str | Iterable[str] | None = None,
-        exclude: str | Iterable[str] | None = None,
-        seed: int = 0,
-    ) -> None:
-        super().__init__()
-        if len(gamma) != len(sigma0):
+    if len(gamma) != len(sigma0):
+        raise ValueError(f"gamma and sigma0 need one value per member, got {len(gamma)} and {len(sigma0)}")
+    members = len(gamma)
+    options: dict[str, Any] = {"include": include, "exclude": exclude, "seed": seed}
+    # With seed storage nothing is drawn until asked, so a first Syre only tells which tensors are selected.
+    selected = set(Syre(model, gamma=0.0, anchor_storage="seed", **options).param_names)
+    fan_in = {n: f for n, f in stacked_fan_in(model).items() if n in selected}
+    unit = Syre(model, gamma=0.0, sigma0=1.0, fan_in=fan_in, anchor_storage="seed", **options)
+    anchors, diagonals = {}, {}
+    for name, theta0 in unit.anchors.items():
+        if theta0.shape[0] % members:
             raise ValueError(
-                f"gamma and sigma0 need one value per member, got {len(gamma)} and {len(sigma0)}"
+                f"parameter {name!r} of shape {tuple(theta0.shape)} is not stacked over {members} members"
             )
-        if mode not in ("coupled", "decoupled"):
-            raise ValueError(f"mode must be 'coupled' or 'decoupled', got {mode!r}")
-        self.members, self.mode = len(gamma), mode
-        # Syre draws the anchors: the include/exclude selection, the per-member fan-in, the seed. With seed
-        # storage nothing is drawn until asked, so a first Syre only tells which tensors are selected.
-        options: dict[str, Any] = {
-            "include": include,
-            "exclude": exclude,
-            "seed": seed,
-            "anchor_storage": "seed",
-        }
-        selected = set(Syre(model, gamma=0.0, **options).param_names)
-        fan_in = {n: f for n, f in stacked_fan_in(model).items() if n in selected}
-        anchors = Syre(model, gamma=0.0, sigma0=1.0, fan_in=fan_in, **options)
-        params = dict(model.named_parameters())
-        self.names = anchors.param_names
-        self._params = [params[n] for n in self.names]
-        for p, n in zip(self._params, self.names, strict=True):
-            if p.shape[0] % self.members:
-                raise ValueError(
-                    f"parameter {n!r} of shape {tuple(p.shape)} is not stacked over {self.members} members"
-                )
-        device = self._params[0].device
-        # float64, cast to each parameter's dtype when used: a float64 model gets exact strengths.
-        self.register_buffer(
-            "gamma", torch.tensor(list(gamma), dtype=torch.float64, device=device).view(-1, 1)
-        )
-        scale = torch.tensor(list(sigma0), dtype=torch.float64, device=device).view(-1, 1)
-        for i, theta0 in enumerate(anchors.anchors.values()):
-            target = self._member_view(theta0).double() * scale * self.gamma
-            self.register_buffer(f"target{i}", target.to(self._params[i].dtype))
-        self._handle: Any = None
-
-    def _member_view(self, t: Tensor) -> Tensor:
-        return t.view(self.members, -1)
-
-    def _targets(self) -> list[Tensor]:
-        return [getattr(self, f"target{i}") for i in range(len(self._params))]
-
-    @property
-    def active(self) -> bool:
-        return bool((self.gamma > 0).any())
-
-    def anchor_targets(self) -> dict[str, Tensor]:
-        """Parameter name -> ``sigma0_e * theta0`` in the parameter's shape (where member ``e`` is pulled)."""
-        safe = torch.where(self.gamma > 0, self.gamma, torch.ones_like(self.gamma))
-        return {
-            n: (t / safe.to(t.dtype)).view_as(p)
-            for n, t, p in zip(self.names, self._targets(), self._params, strict=True)
-        }
-
-    def attach(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-        if self._handle is not None:
-            raise ValueError("MemberDecay is already attached to an optimizer")
-        self._handle = optimizer.register_step_pre_hook(self._pre_step)
-        return optimizer
-
-    @torch.no_grad()
-    def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        live = [i for i, p in enumerate(self._params) if p.grad is not None]
-        if not live or not self.active:
-            return
-        targets = self._targets()
-        gamma = [self.gamma.to(self._params[i].dtype) for i in live]
-        params = [self._member_view(self._params[i]) for i in live]
-        goals = [targets[i] for i in live]
-        if self.mode == "coupled":
-            grads = [self._member_view(self._params[i].grad) for i in live]
-            torch._foreach_addcmul_(grads, gamma, params)
-            torch._foreach_sub_(grads, goals)
-        else:
-            lr = float(optimizer.param_groups[0]["lr"])
-            torch._foreach_mul_(params, [1 - lr * g for g in gamma])
-            torch._foreach_add_(params, goals, alpha=lr)
+        # float64 here, cast to the parameter's dtype by Syre: a float64 model gets exact strengths.
+        per_member = theta0.double().view(members, -1)
+        column = {"dtype": torch.float64, "device": theta0.device}
+        scale = torch.tensor(list(sigma0), **column).view(-1, 1)
+        strength = torch.tensor(list(gamma), **column).view(-1, 1)
+        anchors[name] = (per_member * scale).view(theta0.shape)
+        diagonals[name] = strength.expand_as(per_member).reshape(theta0.shape)
+    return Syre(model, gamma=1.0, mode=mode, anchors=anchors, diagonals=diagonals, **options)

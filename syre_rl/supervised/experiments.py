@@ -84,7 +84,8 @@ class TeacherStudentPreset(SupervisedPreset):
 
 
 class TeacherStudent(Experiment):
-    """Two-layer ReLU student started in a permutation-symmetric state, regressing a random teacher."""
+    """Two-layer ReLU student started in a permutation-symmetric state, regressing a random teacher: the test
+    loss, identical unit pairs and distinct hidden units (identical ones merged) of each member."""
 
     name = "teacher-student"
     schema = TeacherStudentPreset
@@ -121,11 +122,14 @@ class TeacherStudent(Experiment):
         e = len(self.members)
         pred = self.model(_stack(self.x_test[:, 0], e))
         symmetry = [weight_symmetry(self.model.member(i), tol=self.cfg.symmetry_tol)[0] for i in range(e)]
+        initial_distinct = self.cfg.student_hidden - max(self.identical - 1, 0)  # one cluster of copies
         return {
             "test/loss": (pred - _stack(self.y_test[:, 0], e)).square().mean(dim=(1, 2)).tolist(),
             "symmetry/identical_pairs": [float(s.identical_pairs) for s in symmetry],
+            "symmetry/distinct_units": [float(s.distinct_units) for s in symmetry],
             "symmetry/min_pair_distance": [s.min_pair_distance for s in symmetry],
             "symmetry/initial_identical_pairs": [float(self.identical * (self.identical - 1) // 2)] * e,
+            "symmetry/initial_distinct_units": [float(initial_distinct)] * e,
         }
 
 

@@ -57,6 +57,27 @@ def _all_metrics_table(results: dict[str, Any]) -> str:
     return _table(["member", *keys], [[n, *[metrics[k][i] for k in keys]] for i, n in enumerate(names)])
 
 
+def _symmetry_table(results: dict[str, Any]) -> str:
+    """Teacher-student: one row per member, the distinct hidden units (identical ones merged) first."""
+    metrics, names = _final(results), [m["name"] for m in results["members"]]
+    width = results["config"]["student_hidden"]
+    header = [
+        "member",
+        f"distinct units (of {width})",
+        "distinct at start",
+        "identical pairs",
+        "smallest pair distance",
+        "test loss",
+    ]
+    keys = ("distinct_units", "initial_distinct_units", "identical_pairs")
+    rows = [
+        [name, *[int(metrics[f"symmetry/{k}"][i]) for k in keys]]
+        + [metrics["symmetry/min_pair_distance"][i], metrics["test/loss"][i]]
+        for i, name in enumerate(names)
+    ]
+    return _table(header, rows)
+
+
 def _permuted_tables(results: dict[str, Any]) -> str:
     names = [m["name"] for m in results["members"]]
     ends = [h for h in results["history"] if "tasks/mean_accuracy" in h["metrics"]]
@@ -184,6 +205,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path) -> Path:
     if name == "permuted-mnist":
         body = _permuted_tables(results)
         _plot_permuted(results, out_dir / "figure.png")
+    elif name == "teacher-student":
+        body = _symmetry_table(results)
     elif "test/accuracy" not in _final(results):
         body = _all_metrics_table(results)
     else:

@@ -24,11 +24,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from syre_rl.supervised.methods import METHODS, Member, attach_methods, build_members
+from syre_rl.supervised.methods import Member, attach_methods, build_members, check_methods
 
 __all__ = ["CheckpointError", "Experiment", "RunDirError", "Stage", "SupervisedPreset", "train"]
 
-CHECKPOINT_FORMAT = "syre_rl.supervised/1"
+CHECKPOINT_FORMAT = "syre_rl.supervised/2"
 
 
 class RunDirError(Exception):
@@ -48,7 +48,10 @@ def _positive(name: str, value: float) -> None:
 class SupervisedPreset:
     """Fields every supervised experiment has (``experiments/<name>.yaml``); experiments add their own.
 
-    :param methods: keys of :data:`syre_rl.supervised.methods.METHODS`, compared side by side.
+    :param methods: keys of :data:`syre_rl.supervised.methods.METHODS`, compared side by side (``l2-init`` and
+        ``shrink-perturb`` act on every member, so each is a run's only method).
+    :param method_kwargs: settings of ``l2-init`` / ``shrink-perturb`` (keyword arguments of
+        :func:`syre_rl.baselines.make_method`) by method name; unset ones keep the reference settings.
     :param weight_decay: decay strengths swept by ``wd`` and ``syre`` (``decay_mode`` says which convention).
     :param sigma0: anchor scales swept by ``syre`` (the anchor std is ``sigma0 / sqrt(fan_in)``).
     :param dropout: rates swept by the ``dropout`` method.
@@ -65,6 +68,7 @@ class SupervisedPreset:
     weight_decay: list[float] = field(default_factory=lambda: [1e-2])
     sigma0: list[float] = field(default_factory=lambda: [1e-2])
     dropout: list[float] = field(default_factory=list)
+    method_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     decay_mode: Literal["coupled", "decoupled"] = "coupled"
     seeds: int = 1
     seed: int = 0
@@ -88,11 +92,7 @@ class SupervisedPreset:
                     raise ValueError(f"field {name!r} values must be finite and >= 0, got {v!r}")
         if any(not 0 <= p < 1 for p in self.dropout):
             raise ValueError(f"field 'dropout' values must be in [0, 1), got {self.dropout}")
-        unknown = [m for m in self.methods if m not in METHODS]
-        if unknown or not self.methods:
-            raise ValueError(
-                f"field 'methods': unknown {unknown or 'empty list'}; choose from {', '.join(METHODS)}"
-            )
+        check_methods(self.methods, self.method_kwargs)
 
     def members(self) -> list[Member]:
         seeds = range(self.seed, self.seed + self.seeds)
@@ -249,13 +249,14 @@ def train(
     experiment = experiment_cls(cfg, device, Path(data_dir) if data_dir is not None else None, download)
     model = experiment.model.to(device)
     optimizer = make_optimizer(model, cfg)
-    decay = attach_methods(
+    methods = attach_methods(
         model,
         optimizer,
         experiment.members,
         decay_mode=cfg.decay_mode,
         include=experiment.decay_include,
         anchor_seed=cfg.seed,
+        method_kwargs=cfg.method_kwargs,
     )
     history: list[dict[str, Any]] = []
     start, elapsed = 0, 0.0
@@ -263,8 +264,7 @@ def train(
         try:
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
-            if decay is not None:
-                decay.load_state_dict(checkpoint["decay"])
+            methods.load_state_dict(checkpoint["methods"])
         except (KeyError, RuntimeError, ValueError) as err:
             raise CheckpointError(
                 f"{run_dir / 'checkpoint.pt'} does not fit this model: {str(err)[:200]}"
@@ -326,7 +326,7 @@ def train(
             "history": history,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "decay": decay.state_dict() if decay is not None else {},
+            "methods": methods.state_dict(),
             "rng": _rng_state(device),
         }
         _atomic_write(run_dir / "checkpoint.pt", functools.partial(torch.save, state))
