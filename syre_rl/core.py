@@ -297,6 +297,11 @@ class Syre(nn.Module):
             "numel": numel,
             "mean_std": sum(s * p.numel() for s, p in zip(self._stds, self._params)) / numel,
             "max_std": max(self._stds),
+            **self._config(),
+        }
+
+    def _config(self) -> dict[str, Any]:
+        return {
             "gamma": self.gamma,
             "sigma0": self.sigma0,
             "spread": self.spread,
@@ -427,16 +432,7 @@ class Syre(nn.Module):
     def get_extra_state(self) -> dict[str, Any]:
         return {
             "version": 1,
-            "config": {
-                "gamma": self.gamma,
-                "sigma0": self.sigma0,
-                "spread": self.spread,
-                "diagonal": self._has_diag,
-                "mode": self.mode,
-                "anchor_scale": self.anchor_scale,
-                "anchor_storage": self.anchor_storage,
-                "seed": self.seed,
-            },
+            "config": self._config(),
             "names": list(self._names),
             "shapes": [tuple(p.shape) for p in self._params],
             "stds": list(self._stds),

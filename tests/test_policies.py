@@ -118,9 +118,13 @@ def test_learns_on_pybullet_with_fixed_anchors(algo, policy, kwargs, steps, loss
     before, anchors_before = snapshot(model.policy), anchors(model.policy)
     owners = model.policy.syre_modules
     assert set(owners) == ({"actor", "critic"} if algo in (SAC, TD3) else {""})
-    for syre in owners.values():  # every trained parameter of each optimizer is anchored
-        held = sum(p.numel() for g in syre_optimizer(model.policy, syre).param_groups for p in g["params"])
-        assert syre.summary()["numel"] == held and syre.summary()["gamma"] == SYRE["gamma"]
+    for syre in owners.values():  # every parameter its optimizer trains is anchored, except SB3's log_std
+        owner = syre_owner(model.policy, syre)
+        held = sum(p.numel() for g in owner.optimizer.param_groups for p in g["params"])
+        log_std = getattr(owner, "log_std", None)
+        excluded = log_std.numel() if isinstance(log_std, torch.nn.Parameter) else 0
+        assert syre.summary()["numel"] == held - excluded and "log_std" not in syre.param_names
+        assert syre.summary()["gamma"] == SYRE["gamma"]
 
     model.learn(steps, log_interval=1)
 
@@ -132,10 +136,10 @@ def test_learns_on_pybullet_with_fixed_anchors(algo, policy, kwargs, steps, loss
     assert all(torch.equal(anchors_before[k], v) for k, v in anchors(model.policy).items())
 
 
-def syre_optimizer(policy: Any, syre: Any) -> torch.optim.Optimizer:
+def syre_owner(policy: Any, syre: Any) -> torch.nn.Module:
     for owner in (policy, getattr(policy, "actor", None), getattr(policy, "critic", None)):
         if owner is not None and getattr(owner, "syre", None) is syre:
-            return owner.optimizer
+            return owner
     raise AssertionError("syre without an optimizer")
 
 

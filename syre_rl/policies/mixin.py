@@ -10,8 +10,16 @@ from torch import nn
 
 from syre_rl.core import Syre
 
-# The syre paper's PPO setting (weight decay 0.002 toward anchors of std 0.01 / sqrt(fan_in)).
-DEFAULT_SYRE_KWARGS: dict[str, Any] = {"gamma": 2e-3, "sigma0": 0.01, "spread": 0.0, "mode": "coupled"}
+# The syre paper's PPO setting (weight decay 0.002 toward anchors of std 0.01 / sqrt(fan_in)), on the network
+# weights only: SB3's state-independent ``log_std`` is a distribution parameter with no symmetry to remove, and
+# decaying it toward ~0 (std 1) stops PPO from annealing its exploration noise (docs/rl.md).
+DEFAULT_SYRE_KWARGS: dict[str, Any] = {
+    "gamma": 2e-3,
+    "sigma0": 0.01,
+    "spread": 0.0,
+    "mode": "coupled",
+    "exclude": "log_std",
+}
 
 
 def _reattach(syre: Syre, optimizer: torch.optim.Optimizer) -> None:
