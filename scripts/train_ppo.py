@@ -23,13 +23,18 @@ from typing import NoReturn
 
 import numpy as np
 import torch
-from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.logger import configure
 
 from syre_rl.envs import RegimeLoggerCallback, resolve_env
+from syre_rl.plasticity.callback import PlasticityCallback
 from syre_rl.presets import PROJECT_ROOT, PresetError, build_preset
 from syre_rl.rl.agents import AGENT_SCHEMAS, AgentPreset, agent_preset_names, load_agent_preset
-from syre_rl.rl.callbacks import CheckpointCallback, StopOnSignalCallback, SyreSummaryCallback
+from syre_rl.rl.callbacks import (
+    CheckpointCallback,
+    RegimeSyncedEvalCallback,
+    StopOnSignalCallback,
+    SyreSummaryCallback,
+)
 from syre_rl.rl.methods import METHODS
 from syre_rl.rl.model import ALGORITHMS, build_model, make_env
 from syre_rl.rl.run_dir import CheckpointError, RunDir, load_checkpoint, restore_normalization
@@ -210,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     model.set_logger(configure(str(run.tb_dir), ["tensorboard"]))
 
-    # 3. Callbacks: anchors summary, regime of a non-stationary task, evaluation, checkpoints, Ctrl-C.
+    # 3. Callbacks: anchors summary, regime of a non-stationary task, plasticity measurements, evaluation,
+    #    checkpoints, Ctrl-C.
     stop = StopOnSignalCallback()
     callbacks = [
         SyreSummaryCallback(),
@@ -218,10 +224,12 @@ def main(argv: list[str] | None = None) -> int:
         CheckpointCallback(run, preset.checkpoint_freq),
         stop,
     ]
+    if preset.plasticity_every > 0:
+        callbacks.append(PlasticityCallback(every_n_steps=preset.plasticity_every))
     evaluation = None
     if preset.eval_freq > 0:
         eval_env = make_env(preset, n_envs=1, seed=seed + 10_000, start_step=start_step, training=False)
-        evaluation = EvalCallback(
+        evaluation = RegimeSyncedEvalCallback(
             eval_env,
             n_eval_episodes=preset.eval_episodes,
             eval_freq=max(preset.eval_freq // preset.n_envs, 1),
@@ -241,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 5. Save and summarise.
     steps = model.num_timesteps - start_step
-    if stop.received is not None:
+    if stop.received is not None and model.num_timesteps < preset.total_timesteps:
         saved = run.save_checkpoint(model)
         print(f"interrupted at step {model.num_timesteps:,}; checkpoint {saved}")
         print(f"continue with: python scripts/train_ppo.py --run-dir {run.path} --resume")

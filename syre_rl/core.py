@@ -216,7 +216,7 @@ class Syre(nn.Module):
                 if diag is not None:
                     self.register_buffer(_buffer_key("D", name), diag)
         self._optimizer: weakref.ref[torch.optim.Optimizer] | None = None
-        self._handle: Any = None
+        self._handles: list[Any] = []
         self._groups: list[tuple[dict[str, Any], list[int]]] = []
         self._step_lists: (
             list[tuple[dict[str, Any], list[int], list[Tensor], list[Tensor], list[Tensor]]] | None
@@ -321,7 +321,7 @@ class Syre(nn.Module):
     # ------------------------------------------------------------------------------------ optimizer
     def attach(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
         """Make ``optimizer`` apply syre inside every ``step()`` from now on; returns the optimizer."""
-        if self._handle is not None:
+        if self._handles:
             raise ValueError("this Syre is already attached to an optimizer; call detach() first")
         held = {id(p) for group in optimizer.param_groups for p in group["params"]}
         missing = [n for n, p in zip(self._names, self._params) if id(p) not in held]
@@ -337,15 +337,20 @@ class Syre(nn.Module):
         taken |= mine
         self._optimizer = weakref.ref(optimizer)
         self._index_groups(optimizer)
-        self._handle = optimizer.register_step_pre_hook(self._pre_step)
+        # Optimizer.load_state_dict (SB3's load, a resumed run) replaces the param-group dicts whose lr we read.
+        self._handles = [
+            optimizer.register_step_pre_hook(self._pre_step),
+            optimizer.register_load_state_dict_post_hook(self._index_groups),
+        ]
         return optimizer
 
     def detach(self) -> None:
         """Stop applying syre; the optimizer behaves as if it had never been attached."""
-        if self._handle is None:
+        if not self._handles:
             return
-        self._handle.remove()
-        self._handle = None
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
         optimizer = self._optimizer() if self._optimizer is not None else None
         if optimizer is not None and optimizer in _ATTACHED:
             _ATTACHED[optimizer] -= {id(p) for p in self._params}

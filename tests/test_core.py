@@ -279,6 +279,23 @@ def test_decoupled_mode_uses_each_groups_lr_and_detach_restores_the_plain_step()
     syre.attach(opt)  # attaching again after detach is allowed
 
 
+def test_decoupled_mode_follows_the_groups_of_a_loaded_optimizer_state() -> None:
+    """``Optimizer.load_state_dict`` replaces the param-group dicts: the decay must read the new lr."""
+    model = mlp()
+    syre = Syre(model, gamma=0.5, sigma0=1.0, mode="decoupled", seed=0)
+    opt = syre.attach(torch.optim.SGD(model.parameters(), lr=0.1))
+    saved = opt.state_dict()
+    saved["param_groups"][0]["lr"] = 0.01
+    opt.load_state_dict(saved)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt.step()
+    for name, p in model.named_parameters():
+        expected = before[name] - 0.01 * 0.5 * (before[name] - syre.anchors[name])
+        torch.testing.assert_close(p.detach(), expected, rtol=0, atol=1e-15)
+
+
 def run_steps(model: nn.Module, opt: torch.optim.Optimizer, steps: int, start: int = 0) -> None:
     x, y = regression_data()
     for step in range(start, start + steps):

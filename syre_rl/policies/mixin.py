@@ -1,18 +1,23 @@
-"""The one mechanism every syre policy shares: attach a Syre to each optimizer SB3 built."""
+"""The one mechanism every policy here shares: attach a method module to each optimizer SB3 built.
+
+A method (syre, or a competing plasticity method from :mod:`syre_rl.baselines`) acts through its optimizer's step
+hooks. Made a submodule of the policy, its state (anchors, utilities, counters, random state) is part of the
+policy's ``state_dict``, so SB3's ``model.save()`` / ``PPO.load()`` carry it and training continues exactly.
+"""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from syre_rl.baselines import METHODS as PLASTICITY_METHODS
+from syre_rl.baselines import PlasticityMethod, make_method
 from syre_rl.core import Syre
 
-# The syre paper's PPO setting (weight decay 0.002 toward anchors of std 0.01 / sqrt(fan_in)), on the network
-# weights only: SB3's state-independent ``log_std`` is a distribution parameter with no symmetry to remove, and
-# decaying it toward ~0 (std 1) stops PPO from annealing its exploration noise (docs/rl.md).
+# The syre paper's PPO setting (weight decay 0.002 toward anchors of std 0.01 / sqrt(fan_in)). PPO's log_std is
+# the exploration noise, not a network weight: anchoring it keeps exploration high, so it is left out by default.
 DEFAULT_SYRE_KWARGS: dict[str, Any] = {
     "gamma": 2e-3,
     "sigma0": 0.01,
@@ -22,47 +27,97 @@ DEFAULT_SYRE_KWARGS: dict[str, Any] = {
 }
 
 
-def _reattach(syre: Syre, optimizer: torch.optim.Optimizer) -> None:
-    """``Optimizer.load_state_dict`` (SB3's ``load``) replaces the param-group dicts whose ``lr`` the
-    decoupled mode reads; attaching again makes syre follow the new groups."""
-    syre.detach()
-    syre.attach(optimizer)
-
-
-class SyreMixin:
-    """Mix in before an SB3 policy class: ``class P(SyreMixin, ActorCriticPolicy)``.
+class OptimizerMethodMixin:
+    """Mix in before an SB3 policy class to attach one method module per optimizer the policy owns.
 
     SB3 policies build their networks and optimizers inside ``__init__`` (some, like sb3-contrib's recurrent
-    policy, replace the optimizer after ``_build``), so syre is attached once the whole constructor has run.
+    policy, replace the optimizer after ``_build``), so the method is attached once the whole constructor has run.
     Each *owner* (the policy itself for actor-critic policies; ``actor`` and ``critic`` for SAC and TD3) gets
-    ``owner.syre`` beside ``owner.optimizer``, over the parameters that optimizer trains.
-
-    :param syre_kwargs: keyword arguments of :class:`~syre_rl.core.Syre` (``gamma``, ``sigma0``, ``spread``,
-        ``mode``, ``include``, ...); missing keys take :data:`DEFAULT_SYRE_KWARGS`.
+    ``owner.<method_attribute>`` beside ``owner.optimizer``.
     """
 
     # Attribute paths of the modules that own an ``optimizer``; "" is the policy itself.
-    syre_owners: ClassVar[tuple[str, ...]] = ("",)
+    method_owners: ClassVar[tuple[str, ...]] = ("",)
+    method_attribute: ClassVar[str]
+
+    def _attach_methods(self) -> None:
+        for owner in self._method_owner_modules().values():
+            setattr(owner, self.method_attribute, self._build_method(owner, owner.optimizer))
+
+    def _build_method(self, owner: nn.Module, optimizer: torch.optim.Optimizer) -> nn.Module:
+        raise NotImplementedError
+
+    def _method_owner_modules(self) -> dict[str, nn.Module]:
+        return {path: self.get_submodule(path) for path in self.method_owners}  # type: ignore[attr-defined]
+
+    def method_modules(self) -> dict[str, nn.Module]:
+        """Owner path -> its method module (``{"": module}`` for actor-critic policies)."""
+        return {p: getattr(o, self.method_attribute) for p, o in self._method_owner_modules().items()}
+
+
+class SyreMixin(OptimizerMethodMixin):
+    """Mix in before an SB3 policy class: ``class P(SyreMixin, ActorCriticPolicy)``; each owner gets ``owner.syre``.
+
+    :param syre_kwargs: keyword arguments of :class:`~syre_rl.core.Syre` (``gamma``, ``sigma0``, ``spread``,
+        ``mode``, ``include``, ``exclude``, ...); missing keys take :data:`DEFAULT_SYRE_KWARGS`.
+    """
+
+    method_attribute = "syre"
 
     def __init__(self, *args: Any, syre_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.syre_kwargs = {**DEFAULT_SYRE_KWARGS, **(syre_kwargs or {})}
-        for owner in self._syre_owner_modules().values():
-            held = {id(p) for group in owner.optimizer.param_groups for p in group["params"]}
-            named = [(name, p) for name, p in owner.named_parameters() if id(p) in held]
-            owner.syre = Syre(named, **self.syre_kwargs)
-            owner.syre.attach(owner.optimizer)
-            owner.optimizer.register_load_state_dict_post_hook(partial(_reattach, owner.syre))
+        self._attach_methods()
 
-    def _syre_owner_modules(self) -> dict[str, nn.Module]:
-        return {path: self.get_submodule(path) for path in self.syre_owners}  # type: ignore[attr-defined]
+    def _build_method(self, owner: nn.Module, optimizer: torch.optim.Optimizer) -> nn.Module:
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        named = [(name, p) for name, p in owner.named_parameters() if id(p) in held]
+        syre = Syre(named, **self.syre_kwargs)
+        syre.attach(optimizer)
+        return syre
 
     @property
     def syre_modules(self) -> dict[str, Syre]:
         """Owner path -> its Syre (``{"": syre}`` for actor-critic policies), for logging and tests."""
-        return {path: owner.syre for path, owner in self._syre_owner_modules().items()}
+        return self.method_modules()  # type: ignore[return-value]
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()  # type: ignore[misc]
         data["syre_kwargs"] = self.syre_kwargs
+        return data
+
+
+class PlasticityMixin(OptimizerMethodMixin):
+    """Mix in before an SB3 policy class to train it with a competing plasticity method; each owner gets
+    ``owner.plasticity_method``.
+
+    :param plasticity_method: a name of :data:`syre_rl.baselines.METHODS` (``"l2"``, ``"l2-init"``,
+        ``"shrink-perturb"``, ``"cbp"``, ``"redo"``, ``"ns-adam"``).
+    :param method_kwargs: keyword arguments of that method (reference settings otherwise).
+    """
+
+    method_attribute = "plasticity_method"
+
+    def __init__(
+        self,
+        *args: Any,
+        plasticity_method: str,
+        method_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if plasticity_method not in PLASTICITY_METHODS:
+            raise ValueError(
+                f"plasticity_method must be one of {', '.join(PLASTICITY_METHODS)}, got {plasticity_method!r}"
+            )
+        super().__init__(*args, **kwargs)
+        self.plasticity_method_name = plasticity_method
+        self.method_kwargs = dict(method_kwargs or {})
+        self._attach_methods()
+
+    def _build_method(self, owner: nn.Module, optimizer: torch.optim.Optimizer) -> PlasticityMethod:
+        return make_method(self.plasticity_method_name, owner, optimizer, **self.method_kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()  # type: ignore[misc]
+        data.update(plasticity_method=self.plasticity_method_name, method_kwargs=self.method_kwargs)
         return data

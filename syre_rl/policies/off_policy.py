@@ -11,16 +11,22 @@ from typing import ClassVar
 from stable_baselines3.sac.policies import SACPolicy
 from stable_baselines3.td3.policies import TD3Policy
 
-from syre_rl.policies.mixin import SyreMixin
+from syre_rl.policies.mixin import PlasticityMixin, SyreMixin
 
 
 class SyreSACPolicy(SyreMixin, SACPolicy):
     """``MlpPolicy`` of SAC with syre on the actor's and the critic's optimizers."""
 
-    syre_owners: ClassVar[tuple[str, ...]] = ("actor", "critic")
+    method_owners: ClassVar[tuple[str, ...]] = ("actor", "critic")
 
 
 class SyreTD3Policy(SyreMixin, TD3Policy):
     """``MlpPolicy`` of TD3 with syre on the actor's and the critic's optimizers."""
 
-    syre_owners: ClassVar[tuple[str, ...]] = ("actor", "critic")
+    method_owners: ClassVar[tuple[str, ...]] = ("actor", "critic")
+
+
+class PlasticitySACPolicy(PlasticityMixin, SACPolicy):
+    """``MlpPolicy`` of SAC with a competing plasticity method on the actor's and the critic's optimizers."""
+
+    method_owners: ClassVar[tuple[str, ...]] = ("actor", "critic")

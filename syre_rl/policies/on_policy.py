@@ -1,4 +1,4 @@
-"""Syre versions of the actor-critic policies of PPO, A2C and sb3-contrib's TRPO, RecurrentPPO and MaskablePPO.
+"""Syre (and competing-method) versions of the actor-critic policies of PPO, A2C and sb3-contrib's TRPO, RecurrentPPO and MaskablePPO.
 
 TRPO steps the actor by a natural-gradient line search without the optimizer, so there syre acts through the
 optimizer's steps on the value function only.
@@ -14,7 +14,7 @@ from stable_baselines3.common.policies import (
     MultiInputActorCriticPolicy,
 )
 
-from syre_rl.policies.mixin import SyreMixin
+from syre_rl.policies.mixin import PlasticityMixin, SyreMixin
 
 
 class SyreActorCriticPolicy(SyreMixin, ActorCriticPolicy):
@@ -35,3 +35,7 @@ class SyreRecurrentActorCriticPolicy(SyreMixin, RecurrentActorCriticPolicy):
 
 class SyreMaskableActorCriticPolicy(SyreMixin, MaskableActorCriticPolicy):
     """``MlpPolicy`` of MaskablePPO, with syre on its optimizer."""
+
+
+class PlasticityActorCriticPolicy(PlasticityMixin, ActorCriticPolicy):
+    """``MlpPolicy`` of PPO and A2C trained with a competing plasticity method (``plasticity_method="redo"``...)."""

@@ -9,9 +9,11 @@ be copied across.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from syre_rl.baselines import METHODS as PLASTICITY_METHODS
 from syre_rl.presets import PROJECT_ROOT, load_preset, preset_names
 from syre_rl.rl.methods import METHODS
 
@@ -44,6 +46,9 @@ class AgentPreset:
     :param syre_sigma0: anchor std is ``syre_sigma0 / sqrt(fan_in)``
     :param syre_spread: spread of the random diagonal D (0: D = 1, as in the paper)
     :param syre_mode: ``coupled`` (like Adam's weight_decay) or ``decoupled`` (like AdamW)
+    :param method_kwargs: settings of the competing methods, by method name (``{redo: {tau: 0.1}}``); a method
+        not named here runs with its reference settings
+    :param plasticity_every: environment steps between plasticity measurements in TensorBoard (0: none)
     :param eval_freq: environment steps between evaluations (0: no evaluation)
     :param eval_episodes: episodes per evaluation (deterministic actions)
     :param checkpoint_freq: environment steps between checkpoints
@@ -66,6 +71,8 @@ class AgentPreset:
     syre_sigma0: float = 0.01
     syre_spread: float = 0.0
     syre_mode: Literal["coupled", "decoupled"] = "coupled"
+    method_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    plasticity_every: int = 10_000
     eval_freq: int = 50_000
     eval_episodes: int = 5
     checkpoint_freq: int = 50_000
@@ -87,6 +94,18 @@ class AgentPreset:
             raise ValueError(f"field 'syre_spread' must be in [0, 1), got {self.syre_spread!r}")
         if self.method not in METHODS:
             raise ValueError(f"field 'method': {self.method!r} is not one of {', '.join(METHODS)}")
+        for name, kwargs in self.method_kwargs.items():
+            if name not in PLASTICITY_METHODS:
+                raise ValueError(
+                    f"field 'method_kwargs': {name!r} is not one of {', '.join(PLASTICITY_METHODS)}"
+                )
+            allowed = set(inspect.signature(PLASTICITY_METHODS[name]).parameters) - {"model"}
+            if not isinstance(kwargs, dict) or set(kwargs) - allowed:
+                raise ValueError(
+                    f"field 'method_kwargs.{name}' takes a mapping with keys from: {', '.join(sorted(allowed))}"
+                )
+        if self.plasticity_every < 0:
+            raise ValueError(f"field 'plasticity_every' must be >= 0, got {self.plasticity_every!r}")
         if self.eval_freq < 0:
             raise ValueError(f"field 'eval_freq' must be >= 0, got {self.eval_freq!r}")
 

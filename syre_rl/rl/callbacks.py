@@ -1,4 +1,5 @@
-"""SB3 callbacks of a run: anchor summary in TensorBoard, stop on Ctrl-C, periodic atomic checkpoints."""
+"""SB3 callbacks of a run: anchor summary in TensorBoard, stop on Ctrl-C, periodic atomic checkpoints, and an
+evaluation that follows the regime of a changing task."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import signal
 from types import FrameType
 from typing import Any
 
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 
 from syre_rl.rl.run_dir import RunDir
@@ -93,4 +94,24 @@ class CheckpointCallback(BaseCallback):
         if self.num_timesteps // self.every > self._last // self.every:
             self.run_dir.save_checkpoint(self.model)
         self._last = self.num_timesteps
+        return True
+
+
+class RegimeSyncedEvalCallback(EvalCallback):
+    """SB3's ``EvalCallback`` whose evaluation env is moved to the training run's step before each evaluation.
+
+    An evaluation env of a changing task counts only its own steps, so without this it would stay in the first
+    regime; tasks of :mod:`syre_rl.envs` offer ``set_run_step`` for this. Plain gymnasium envs are evaluated as is.
+    """
+
+    def _on_step(self) -> bool:
+        if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0 and self._follows_regimes():
+            self.eval_env.env_method("set_run_step", self.num_timesteps)
+        return super()._on_step()
+
+    def _follows_regimes(self) -> bool:
+        try:
+            self.eval_env.get_attr("set_run_step", indices=[0])
+        except AttributeError:
+            return False
         return True

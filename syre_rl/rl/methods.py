@@ -2,8 +2,8 @@
 
 This is the one place a method plugs into model building (:func:`syre_rl.rl.model.build_model`): a method is a
 function ``(algo, preset, policy_kwargs) -> (policy, policy_kwargs)`` that returns the SB3 policy (class or
-alias) and the policy kwargs to use. ``scripts/train_ppo.py`` offers one flag per key (``--syre``), its
-docstring as the help text.
+alias) and the policy kwargs to use. ``scripts/train_ppo.py`` offers one flag per key (``--syre``, ``--l2``,
+``--l2-init``, ``--shrink-perturb``, ``--cbp``, ``--redo``, ``--ns-adam``), its docstring as the help text.
 """
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from stable_baselines3.common.policies import BasePolicy
 
-from syre_rl.policies import SyreActorCriticPolicy, SyreSACPolicy
+from syre_rl.baselines import METHODS as PLASTICITY_METHODS
+from syre_rl.policies import (
+    PlasticityActorCriticPolicy,
+    PlasticitySACPolicy,
+    SyreActorCriticPolicy,
+    SyreSACPolicy,
+)
 
 if TYPE_CHECKING:
     from syre_rl.rl.agents import AgentPreset
@@ -39,4 +45,31 @@ def syre(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> Polic
     return SYRE_POLICIES[algo], {**policy_kwargs, "syre_kwargs": preset.syre_kwargs()}
 
 
-METHODS: dict[str, Method] = {"none": plain, "syre": syre}
+# The policy that carries a competing method (syre_rl.baselines) for each algorithm.
+PLASTICITY_POLICIES: dict[str, type[BasePolicy]] = {
+    "ppo": PlasticityActorCriticPolicy,
+    "a2c": PlasticityActorCriticPolicy,
+    "sac": PlasticitySACPolicy,
+}
+
+
+def competing(name: str) -> Method:
+    """The registry entry of the competing method ``name``, its class's first docstring line as the help."""
+
+    def method(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> PolicyChoice:
+        return PLASTICITY_POLICIES[algo], {
+            **policy_kwargs,
+            "plasticity_method": name,
+            "method_kwargs": dict(preset.method_kwargs.get(name, {})),
+        }
+
+    doc = (PLASTICITY_METHODS[name].__doc__ or name).strip().splitlines()[0]
+    method.__doc__ = doc.replace("%", "%%")  # argparse formats help strings
+    return method
+
+
+METHODS: dict[str, Method] = {
+    "none": plain,
+    "syre": syre,
+    **{name: competing(name) for name in PLASTICITY_METHODS},
+}

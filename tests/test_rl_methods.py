@@ -1,0 +1,132 @@
+"""Competing plasticity methods inside SB3 policies: they train, and save/load carries their state exactly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import gymnasium as gym
+import pytest
+import torch
+from stable_baselines3 import PPO, SAC
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from syre_rl.baselines import METHODS
+from syre_rl.policies import PlasticityActorCriticPolicy, PlasticitySACPolicy
+from syre_rl.presets import PROJECT_ROOT
+
+torch.set_num_threads(1)
+
+
+def state_equal(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for key in a:
+        x, y = a[key], b[key]
+        if isinstance(x, torch.Tensor):
+            if not torch.equal(x, y):
+                return False
+        elif isinstance(x, dict):
+            if not state_equal(x, y):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_ppo_with_each_method_trains_and_round_trips(tmp_path, name: str) -> None:
+    env = gym.make("Pendulum-v1")
+    kwargs = {"cbp": {"maturity_threshold": 20}, "redo": {"every": 2}}.get(name, {})
+    model = PPO(
+        PlasticityActorCriticPolicy,
+        env,
+        n_steps=128,
+        batch_size=64,
+        n_epochs=2,
+        seed=0,
+        policy_kwargs=dict(plasticity_method=name, method_kwargs=kwargs, net_arch=[32, 32]),
+    )
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(512)
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.policy.parameters()))
+    method = model.policy.plasticity_method
+    assert type(method) is METHODS[name]
+    path = tmp_path / "model.zip"
+    model.save(path)
+    loaded = PPO.load(path, env=env)
+    assert type(loaded.policy.plasticity_method) is METHODS[name]
+    assert state_equal(method.state_dict(), loaded.policy.plasticity_method.state_dict())
+    obs, _ = env.reset(seed=1)
+    assert torch.equal(
+        torch.as_tensor(model.predict(obs, deterministic=True)[0]),
+        torch.as_tensor(loaded.predict(obs, deterministic=True)[0]),
+    )
+
+
+def test_l2_init_anchors_survive_a_reload_as_the_true_initial_weights(tmp_path) -> None:
+    env = gym.make("Pendulum-v1")
+    model = PPO(
+        PlasticityActorCriticPolicy,
+        env,
+        n_steps=64,
+        batch_size=32,
+        seed=0,
+        policy_kwargs=dict(plasticity_method="l2-init"),
+    )
+    initial = {n: p.detach().clone() for n, p in model.policy.named_parameters()}
+    model.learn(128)
+    model.save(tmp_path / "m.zip")
+    loaded = PPO.load(tmp_path / "m.zip", env=env)  # builds fresh weights, then loads the saved state
+    anchors = loaded.policy.plasticity_method.decay.anchors
+    assert anchors and all(torch.equal(anchors[n], initial[n]) for n in anchors)
+
+
+def test_sac_gets_a_method_per_optimizer() -> None:
+    model = SAC(
+        PlasticitySACPolicy,
+        gym.make("Pendulum-v1"),
+        learning_starts=50,
+        seed=0,
+        policy_kwargs=dict(plasticity_method="shrink-perturb", net_arch=[16, 16]),
+    )
+    assert model.policy.actor.plasticity_method is not model.policy.critic.plasticity_method
+    model.learn(100)
+
+
+def test_unknown_method_is_refused() -> None:
+    with pytest.raises(ValueError, match="plasticity_method must be one of"):
+        PPO(
+            PlasticityActorCriticPolicy,
+            gym.make("Pendulum-v1"),
+            policy_kwargs=dict(plasticity_method="magic"),
+        )
+
+
+def test_train_ppo_runs_a_competing_method_and_logs_plasticity(tmp_path) -> None:
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "scripts" / "train_ppo.py"),
+            "--preset",
+            "smoke",
+            "--redo",
+            "--env",
+            "drifting_pendulum",
+            "--total-timesteps",
+            "1024",
+            "--run-dir",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    events = EventAccumulator(str(run / "tb")).Reload()
+    tags = events.Tags()["scalars"]
+    assert any(t.startswith("plasticity/actor/") for t in tags), tags
+    assert any(t.startswith("plasticity/critic/") for t in tags)
+    assert "env/regime_index" in tags
+    assert '"method": "redo"' in (run / "config.json").read_text()
