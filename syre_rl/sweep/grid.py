@@ -156,7 +156,8 @@ def _slug(value: Any) -> str:
 
 
 def expand(grid: GridPreset, sweep_dir: Path, extra_args: list[str] = ()) -> list[Run]:
-    """Every combination as a :class:`Run` in ``sweep_dir/<run-id>``, seeds innermost.
+    """Every combination as a :class:`Run` in ``sweep_dir/<run-id>``, ordered seed by seed: the first seed of
+    every method runs before any second seed, so a sweep cut short still compares all methods.
 
     :param extra_args: flags appended to every run's arguments (after the grid's)
     """
@@ -184,6 +185,7 @@ def expand(grid: GridPreset, sweep_dir: Path, extra_args: list[str] = ()) -> lis
                 Run(run_id, grid.script, tuple(args), sweep_dir / run_id, method, seed, task,
                     tuple(zip(flags, values, strict=True)))
             )  # fmt: skip
+    runs.sort(key=lambda run: grid.seeds.index(run.seed))  # stable: methods keep their order within a seed
     ids = [r.id for r in runs]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
