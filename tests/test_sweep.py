@@ -25,7 +25,7 @@ from syre_rl.sweep.grid import GridPreset, expand, load_grid
 
 SCRIPT = PROJECT_ROOT / "scripts" / "sweep.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-SMOKE_RUNS = ["ppo-s0", "ppo-s1", "ppo-syre-s0", "ppo-syre-s1"]
+SMOKE_RUNS = ["ppo-s0", "ppo-syre-s0", "ppo-s1", "ppo-syre-s1"]  # seed by seed
 
 _spec = importlib.util.spec_from_file_location("sweep_script", SCRIPT)
 sweep_script = importlib.util.module_from_spec(_spec)
