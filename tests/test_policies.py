@@ -43,15 +43,6 @@ class Capture(KVWriter):
         self.rows.append(dict(key_values))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small nets on a shared 2-core machine: intra-op threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items() if torch.is_tensor(v)}
 

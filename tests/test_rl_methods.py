@@ -15,8 +15,6 @@ from syre_rl.baselines import METHODS
 from syre_rl.policies import PlasticityActorCriticPolicy, PlasticitySACPolicy
 from syre_rl.presets import PROJECT_ROOT
 
-torch.set_num_threads(1)
-
 
 def state_equal(a: dict, b: dict) -> bool:
     if a.keys() != b.keys():

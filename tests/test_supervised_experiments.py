@@ -17,15 +17,6 @@ from syre_rl.supervised.train import Stage, train
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine more threads spin against each other (10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(name: str, **fields):
     experiment = EXPERIMENTS[name]
     cfg = load_preset(PROJECT_ROOT / "experiments" / f"{name}.yaml", "tiny", experiment.schema)

@@ -24,15 +24,6 @@ train_supervised = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(train_supervised)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine more threads spin against each other (10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("mode", ["coupled", "decoupled"])
 def test_stacked_members_equal_separate_models_trained_alone(mode):
     """E members in one model, one Adam, per-member decay (core's Syre with given D and anchors) = E plain
