@@ -77,9 +77,14 @@ def test_grid_expands_methods_tasks_params_and_seeds_into_runs(tmp_path):
     assert run.state() == "new" and run.command("python")[-3:] == ["--run-dir", str(run.run_dir), "--force"]
 
 
-def test_every_grid_preset_loads_and_the_study_compares_three_methods():
+def test_every_grid_preset_loads_and_the_study_compares_the_methods():
     grid = load_grid("rl:slippery-ant-study")
-    assert list(grid.methods) == ["ppo", "ppo-l2", "ppo-syre"] and grid.tasks == ["slippery_ant:study"]
+    assert list(grid.methods) == ["ppo", "ppo-l2", "ppo-syre", "ppo-syre-sigma1"]
+    assert grid.tasks == ["slippery_ant:study"] and grid.methods["ppo-syre-sigma1"] == [
+        "--syre",
+        "--sigma0",
+        "1.0",
+    ]
     for name in (
         "rl:dohare-slippery-ant",
         "rl:syre-paper",
