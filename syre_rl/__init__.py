@@ -22,6 +22,9 @@ _LAZY: dict[str, str] = {
     "SyreMaskableActorCriticPolicy": "syre_rl.policies",
     "SyreSACPolicy": "syre_rl.policies",
     "SyreTD3Policy": "syre_rl.policies",
+    "PlasticityActorCriticPolicy": "syre_rl.policies",
+    "PlasticitySACPolicy": "syre_rl.policies",
+    "make_method": "syre_rl.baselines",
 }
 
 __all__ = ["Syre", "__version__", *_LAZY]
