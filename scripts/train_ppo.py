@@ -84,6 +84,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     syre.add_argument(
         "--gamma", type=float, help="syre's decay strength toward the anchors (not the discount)"
     )
+    syre.add_argument(
+        "--anchor-scale", choices=["fan_in", "init", "absolute"], help="what sigma0 is relative to"
+    )
     syre.add_argument("--spread", type=float, help="spread of the random diagonal D, in [0, 1)")
     syre.add_argument(
         "--mode", choices=["coupled", "decoupled"], help="like Adam's weight_decay or like AdamW"
@@ -126,6 +129,7 @@ def preset_from_args(args: argparse.Namespace) -> AgentPreset:
         "syre_sigma0": args.sigma0,
         "syre_gamma": args.gamma,
         "syre_spread": args.spread,
+        "syre_anchor_scale": args.anchor_scale,
         "syre_mode": args.mode,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 __all__ = ["Syre"]
 
 MODES = ("coupled", "decoupled")
-ANCHOR_SCALES = ("fan_in", "absolute")
+ANCHOR_SCALES = ("fan_in", "absolute", "init")
 ANCHOR_STORAGES = ("tensor", "seed")
 
 # Optimizer -> ids of the parameters some attached Syre already decays, so that two Syre never act on one tensor.
@@ -102,12 +102,15 @@ class Syre(nn.Module):
 
     :param module_or_named_params: the model, or ``(name, tensor)`` pairs, or tensors.
     :param gamma: decay strength (torch's ``weight_decay`` convention: penalty ``gamma/2 ||w - theta0||^2``).
-    :param sigma0: anchor scale; the anchor std is ``sigma0 / sqrt(fan_in)`` (``"fan_in"``) or ``sigma0``.
+    :param sigma0: anchor scale; the anchor std is ``sigma0 / sqrt(fan_in)`` (``"fan_in"``), ``sigma0``
+        (``"absolute"``), or ``sigma0`` times the tensor's own std when Syre is built (``"init"``, so that a
+        small-gain output layer gets small anchors; a tensor with no spread, such as a zero bias, falls back to
+        ``"fan_in"``).
     :param spread: when > 0, a random positive diagonal ``D ~ U(1 - spread, 1 + spread)`` weights the decay.
     :param mode: ``"coupled"`` adds ``gamma D (w - theta0)`` to the gradient before the step (like
         ``Adam(weight_decay=)``); ``"decoupled"`` moves ``w`` toward ``theta0`` by ``lr gamma D`` in the step,
         before the optimizer's update, exactly as AdamW orders its decay.
-    :param anchor_scale: ``"fan_in"`` or ``"absolute"``.
+    :param anchor_scale: ``"fan_in"``, ``"absolute"`` or ``"init"``.
     :param anchor_storage: ``"tensor"`` keeps anchors as buffers; ``"seed"`` regenerates them from a per-tensor
         seed at every step (no extra memory, identical values).
     :param seed: base seed of the anchors; ``None`` draws one from torch's global generator.
@@ -190,10 +193,13 @@ class Syre(nn.Module):
         self._params = [t for _, t in selected]
         self._stds = [
             self.sigma0 / math.sqrt(fan_in.get(n, _fan_in(n, t, shapes)))
-            if self.anchor_scale == "fan_in"
+            if self.anchor_scale != "absolute"
             else self.sigma0
             for n, t in selected
         ]
+        if self.anchor_scale == "init":  # relative to each tensor's own spread at construction
+            spreads = [float(t.detach().double().std()) if t.numel() > 1 else 0.0 for _, t in selected]
+            self._stds = [self.sigma0 * sp if sp > 0 else std for sp, std in zip(spreads, self._stds)]
         self._seeds = [_tensor_seed(self.seed, n) for n in self._names]
         given = self._check_given("anchors", anchors) if anchors is not None else None
         given_diags = self._check_given("diagonals", diagonals) if diagonals is not None else None

@@ -10,6 +10,7 @@ import gymnasium as gym
 import pybullet_envs_gymnasium  # noqa: F401  (registers AntBulletEnv-v0 and the other bodies)
 
 from syre_rl.envs.callbacks import RegimeLoggerCallback
+from syre_rl.envs.observation import ObservationMapWrapper, VecObservationMap, observation_map
 from syre_rl.envs.schedule import RegimeSchedule
 from syre_rl.envs.tasks import (
     TASKS,
@@ -20,9 +21,11 @@ from syre_rl.envs.tasks import (
     load_task,
     make_task_env,
     make_vec_env,
+    make_vec_task,
     resolve_env,
     task_names,
 )
+from syre_rl.envs.vector import VecPendulum
 from syre_rl.envs.wrappers import (
     CHANGES,
     DynamicsWrapper,
@@ -42,6 +45,7 @@ __all__ = [
     "FrictionWrapper",
     "GravityWrapper",
     "MotorStrengthWrapper",
+    "ObservationMapWrapper",
     "RegimeClock",
     "RegimeLoggerCallback",
     "RegimeSchedule",
@@ -52,7 +56,11 @@ __all__ = [
     "list_tasks",
     "load_task",
     "make_task_env",
+    "VecObservationMap",
+    "VecPendulum",
     "make_vec_env",
+    "make_vec_task",
+    "observation_map",
     "resolve_env",
     "task_names",
 ]

@@ -43,7 +43,9 @@ class AgentPreset:
     :param gamma: discount factor
     :param method: plasticity method, a key of :data:`syre_rl.rl.methods.METHODS`
     :param syre_gamma: syre's decay strength toward the anchors (torch's weight_decay convention)
-    :param syre_sigma0: anchor std is ``syre_sigma0 / sqrt(fan_in)``
+    :param syre_sigma0: anchor std is ``syre_sigma0 / sqrt(fan_in)`` (``syre_anchor_scale: fan_in``) or
+        ``syre_sigma0`` times each tensor's initial std (``init``)
+    :param syre_anchor_scale: ``fan_in``, ``init`` or ``absolute`` (see :class:`syre_rl.core.Syre`)
     :param syre_spread: spread of the random diagonal D (0: D = 1, as in the paper)
     :param syre_mode: ``coupled`` (like Adam's weight_decay) or ``decoupled`` (like AdamW)
     :param method_kwargs: settings of the competing methods, by method name (``{redo: {tau: 0.1}}``); a method
@@ -69,6 +71,7 @@ class AgentPreset:
     method: str = "none"
     syre_gamma: float = 2e-3
     syre_sigma0: float = 0.01
+    syre_anchor_scale: Literal["fan_in", "init", "absolute"] = "fan_in"
     syre_spread: float = 0.0
     syre_mode: Literal["coupled", "decoupled"] = "coupled"
     method_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -90,6 +93,10 @@ class AgentPreset:
             raise ValueError(f"field 'adam_betas' must be two numbers in [0, 1), got {self.adam_betas!r}")
         if self.weight_decay < 0 or self.syre_gamma < 0 or self.syre_sigma0 < 0:
             raise ValueError("fields 'weight_decay', 'syre_gamma' and 'syre_sigma0' must be >= 0")
+        if self.syre_anchor_scale not in ("fan_in", "init", "absolute"):
+            raise ValueError(
+                f"field 'syre_anchor_scale' must be fan_in, init or absolute, got {self.syre_anchor_scale!r}"
+            )
         if not 0 <= self.syre_spread < 1:
             raise ValueError(f"field 'syre_spread' must be in [0, 1), got {self.syre_spread!r}")
         if self.method not in METHODS:
@@ -119,6 +126,7 @@ class AgentPreset:
         return {
             "gamma": self.syre_gamma,
             "sigma0": self.syre_sigma0,
+            "anchor_scale": self.syre_anchor_scale,
             "spread": self.syre_spread,
             "mode": self.syre_mode,
         }
