@@ -57,7 +57,9 @@ def fail(message: str) -> NoReturn:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", default="vec-pendulum", help="preset of agents/ppo.yaml (default vec-pendulum)")
+    p.add_argument(
+        "--preset", default="vec-pendulum", help="preset of agents/ppo.yaml (default vec-pendulum)"
+    )
     p.add_argument("--env", help="a continuing task preset (default: the preset's)")
     method = p.add_mutually_exclusive_group()
     for name, build in METHODS.items():
@@ -67,7 +69,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sigma0", type=float, help="syre anchor scale")
     p.add_argument("--gamma", type=float, help="syre decay strength")
     p.add_argument("--mode", choices=["coupled", "decoupled"], help="syre decay mode")
-    p.add_argument("--anchor-scale", choices=["fan_in", "init", "absolute"], help="what sigma0 is relative to")
+    p.add_argument(
+        "--anchor-scale", choices=["fan_in", "init", "absolute"], help="what sigma0 is relative to"
+    )
     p.add_argument("--weight-decay", type=float, help="Adam's coupled weight decay toward 0 (any method)")
     p.add_argument("--adam-betas", type=float, nargs=2, help="Adam's betas, e.g. 0.99 0.99")
     p.add_argument("--regimes", type=int, help="regimes to run (default: the task's)")
@@ -88,7 +92,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def preset_from_args(args: argparse.Namespace) -> AgentPreset:
     if args.preset not in agent_preset_names("ppo"):
-        raise ValueError(f"unknown preset {args.preset!r}; choose one of: {', '.join(agent_preset_names('ppo'))}")
+        raise ValueError(
+            f"unknown preset {args.preset!r}; choose one of: {', '.join(agent_preset_names('ppo'))}"
+        )
     preset = load_agent_preset("ppo", args.preset)
     overrides = {
         "env": args.env,

@@ -145,8 +145,10 @@ class VecObservationMap(VecEnvWrapper):
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = self.venv.step_wait()
         regimes = self._current()
-        for info, k in zip(infos, regimes):
-            info.setdefault("regime", {})["observation_map"] = map_id(int(info["regime"]["index"]), self.cycle)
+        for info in infos:
+            info.setdefault("regime", {})["observation_map"] = map_id(
+                int(info["regime"]["index"]), self.cycle
+            )
             if "terminal_observation" in info:
                 mapping = observation_map(
                     self.kind, self.seed_, int(info["regime"]["index"]), obs.shape[-1], self.cycle

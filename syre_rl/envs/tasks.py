@@ -214,7 +214,9 @@ def resolve_env(env: str) -> ResolvedEnv:
     if task in TASKS or task in VEC_TASKS:
         preset = preset or "default"
         gym_id = TASKS.get(task) or VEC_TASKS[task]
-        return ResolvedEnv(f"{task}:{preset}", gym_id, {"task": task, "preset": preset}, load_task(task, preset))
+        return ResolvedEnv(
+            f"{task}:{preset}", gym_id, {"task": task, "preset": preset}, load_task(task, preset)
+        )
     if not preset and env in gym.registry:
         return ResolvedEnv(env, env, {})
     raise ValueError(

@@ -133,7 +133,7 @@ class VecPendulum(VecEnv):
         done = np.flatnonzero(dones)
         if done.size:
             for i in done:
-                infos[i]["terminal_observation"] = obs[i]
+                infos[i]["terminal_observation"] = obs[i].copy()
                 infos[i]["TimeLimit.truncated"] = True
             self._start_episodes(done)
             obs[done] = self._obs()[done]

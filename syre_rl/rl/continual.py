@@ -10,9 +10,7 @@ zero when the agent has lost plasticity, and it can be above zero when earlier r
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -37,11 +35,6 @@ def regime_return(episodes: list[tuple[int, int, float]], k: int, change_every: 
     return float(np.mean(returns)) if returns else float("nan")
 
 
-@dataclass
-class _Episodes:
-    rows: list[tuple[int, int, float]] = field(default_factory=list)
-
-
 class RegimeReturnCallback(BaseCallback):
     """Collect every finished episode's return with its regime; log ``plasticity/regime_return`` (and
     ``plasticity/return_vs_fresh`` where a fresh agent's regime return is known) once each regime ends.
@@ -57,20 +50,22 @@ class RegimeReturnCallback(BaseCallback):
             raise ValueError(f"need change_every >= 1 and 0 < tail <= 1, got {change_every}, {tail}")
         self.change_every, self.tail = change_every, tail
         self.fresh = dict(fresh or {})
-        self.episodes = _Episodes()
+        self.episodes: list[tuple[int, int, float]] = []  # (run step at the end, regime, return)
         self.returns: dict[int, float] = {}
 
     def _on_step(self) -> bool:
         for info in self.locals["infos"]:
             if "episode" in info and "regime" in info:
-                self.episodes.rows.append((self.num_timesteps, int(info["regime"]["index"]), float(info["episode"]["r"])))
+                self.episodes.append(
+                    (self.num_timesteps, int(info["regime"]["index"]), float(info["episode"]["r"]))
+                )
         done = self.num_timesteps // self.change_every  # regimes 0 .. done-1 are over
         for k in range(len(self.returns), done):
             self._close(k)
         return True
 
     def _close(self, k: int) -> None:
-        value = regime_return(self.episodes.rows, k, self.change_every, self.tail)
+        value = regime_return(self.episodes, k, self.change_every, self.tail)
         self.returns[k] = value
         self.logger.record("plasticity/regime_return", value)
         self.logger.record("plasticity/regime", k)
@@ -127,7 +122,6 @@ class _OffsetReturns(BaseCallback):
         super().__init__()
         self.offset = offset
         self.rows: list[tuple[int, int, float]] = []
-        self.by_regime: dict[int, list[float]] = defaultdict(list)
 
     def _on_step(self) -> bool:
         for info in self.locals["infos"]:

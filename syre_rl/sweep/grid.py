@@ -59,7 +59,7 @@ class GridPreset:
     :param description: one line for listings
     """
 
-    script: Literal["train_ppo", "train_supervised"]
+    script: Literal["train_ppo", "rl_plasticity", "train_supervised"]
     methods: dict[str, list[str]]
     seeds: list[int] = field(default_factory=lambda: [0])
     tasks: list[str] = field(default_factory=list)

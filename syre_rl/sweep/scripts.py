@@ -66,6 +66,14 @@ def _supervised_resumable(run_dir: Path) -> bool:
     return (run_dir / "checkpoint.pt").is_file()
 
 
+def _plasticity_finished(run_dir: Path) -> bool:
+    """``results.json`` is written once, at the end, with ``done: true``."""
+    try:
+        return json.loads((run_dir / "results.json").read_text()).get("done") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 SCRIPTS: dict[str, TrainScript] = {
     "train_ppo": TrainScript(
         path=PROJECT_ROOT / "scripts" / "train_ppo.py",
@@ -73,6 +81,13 @@ SCRIPTS: dict[str, TrainScript] = {
         seed_flag="--seed",
         finished=_ppo_finished,
         resumable=_ppo_resumable,
+    ),
+    "rl_plasticity": TrainScript(  # minutes a run: an unfinished one restarts (--force)
+        path=PROJECT_ROOT / "scripts" / "rl_plasticity.py",
+        task_flag="--env",
+        seed_flag="--seed",
+        finished=_plasticity_finished,
+        resumable=lambda run_dir: False,
     ),
     "train_supervised": TrainScript(
         path=PROJECT_ROOT / "scripts" / "train_supervised.py",

@@ -1,0 +1,97 @@
+"""The RL plasticity figure on a tiny run, and anchors relative to each tensor's initial spread."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from syre_rl.core import Syre
+from syre_rl.presets import PROJECT_ROOT
+from syre_rl.rl.continual import regime_return
+
+_spec = importlib.util.spec_from_file_location("rl_plasticity", PROJECT_ROOT / "scripts" / "rl_plasticity.py")
+assert _spec is not None and _spec.loader is not None
+rl_plasticity = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rl_plasticity)
+
+
+def test_regime_return_counts_the_tail_of_its_own_regime() -> None:
+    episodes = [(100, 0, -5.0), (800, 0, -3.0), (1000, 0, -1.0), (1001, 1, -9.0), (1900, 1, -7.0)]
+    assert regime_return(episodes, 0, 1000, 0.25) == -2.0  # steps 750 < s <= 1000
+    assert regime_return(episodes, 1, 1000, 0.25) == -7.0
+    assert regime_return(episodes, 2, 1000, 0.25) != regime_return(episodes, 2, 1000, 0.25)  # NaN: none
+
+
+@pytest.mark.slow
+def test_tiny_run_compares_the_continuing_agent_with_fresh_agents(tmp_path) -> None:
+    common = ["--preset", "vec-pendulum-smoke", "--fresh-dir", str(tmp_path / "fresh")]
+    assert rl_plasticity.main([*common, "--seed", "1", "--run-dir", str(tmp_path / "plain")]) == 0
+    plain = json.loads((tmp_path / "plain" / "results.json").read_text())
+    fresh_files = sorted((tmp_path / "fresh").iterdir())
+    assert plain["done"] and len(plain["rows"]) == 2 and len(fresh_files) == 2  # one fresh agent per regime
+    first, second = plain["rows"]
+    # In regime 0 the continuing plain agent *is* a fresh agent: same seed, settings and env, so figure 0.
+    assert first["figure"] == 0.0 and first["regime_return"] == first["fresh_return"]
+    assert second["figure"] == second["regime_return"] - second["fresh_return"]
+    assert 0 <= first["plasticity/actor/dead_fraction"] <= 1 and first["plasticity/critic/effective_rank"] > 0
+    assert list((tmp_path / "plain" / "tb").iterdir())  # TensorBoard events
+
+    # Another method reuses the cached fresh agents and differs from them already in regime 0.
+    args = [
+        *common,
+        "--seed",
+        "1",
+        "--syre",
+        "--sigma0",
+        "1",
+        "--gamma",
+        "0.5",
+        "--run-dir",
+        str(tmp_path / "s"),
+    ]
+    assert rl_plasticity.main(args) == 0
+    syre = json.loads((tmp_path / "s" / "results.json").read_text())
+    assert sorted((tmp_path / "fresh").iterdir()) == fresh_files
+    assert syre["rows"][0]["fresh_return"] == first["fresh_return"]
+    assert syre["rows"][0]["figure"] != 0.0
+
+
+def test_bad_input_is_one_line_and_status_2(tmp_path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "scripts" / "rl_plasticity.py"),
+            "--env",
+            "Pendulum-v1",
+            "--run-dir",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        check=False,
+    )
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "stationary" in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_anchor_scale_init_is_relative_to_each_tensors_initial_spread() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 2))
+    nn.init.orthogonal_(net[1].weight, gain=0.01)  # SB3's small-gain action head
+    nn.init.zeros_(net[1].bias)
+    syre = Syre(net, gamma=1e-3, sigma0=1.0, anchor_scale="init", seed=0)
+    anchors = syre.anchors
+    for name in ("0.weight", "1.weight", "0.bias"):
+        own = float(dict(net.named_parameters())[name].detach().std())
+        assert abs(float(anchors[name].std()) / own - 1) < 0.35, name
+    assert float(anchors["1.weight"].std()) < 0.01  # not the 0.125 of the fan-in rule
+    assert abs(float(anchors["1.bias"].std()) * 8 - 1) < 0.8  # zero bias: the fan-in rule, 1/sqrt(64)
+    fan_in = Syre(net, gamma=1e-3, sigma0=1.0, seed=0)
+    assert float(fan_in.anchors["1.weight"].std()) > 10 * float(anchors["1.weight"].std())
