@@ -1,0 +1,153 @@
+"""Tables and figures of an RL plasticity sweep (scripts/rl_plasticity.py runs): mean and 95% interval per arm.
+
+    python scripts/report_rl_plasticity.py runs/sweeps/rl-vec-pendulum-plasticity --out docs/results/rl/vec-pendulum
+
+Reads ``sweep.json`` and every finished run's ``results.json``; an arm is a method label plus its grid params.
+Writes ``table.csv`` (per arm and summary: mean, 95% t-interval over seeds, seeds), ``regimes.csv`` (per arm and
+regime) and ``figure.png`` (regime return with the fresh agents' as a dashed line, the plasticity figure, and the
+effective rank and dead fraction of actor and critic per regime). Summary rows:
+
+- ``return_regime0``: regime return in the first regime (what the method costs before any change);
+- ``figure_after``: plasticity figure averaged over regimes 1..R-1 (continuing minus fresh; 0 = no loss);
+- ``figure_early`` / ``figure_late``: over the first / last ``--window`` regimes after the first change, and
+  ``fall`` = late - early for each seed (below 0: the loss grows over the run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+# Two-sided 95% quantiles of Student's t by degrees of freedom (1..30); beyond that, the normal's 1.96.
+T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+       2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]  # fmt: skip
+METRICS = [
+    ("plasticity/actor/effective_rank", "actor effective rank"),
+    ("plasticity/critic/effective_rank", "critic effective rank"),
+    ("plasticity/actor/dead_fraction", "actor dead fraction"),
+    ("plasticity/critic/dead_fraction", "critic dead fraction"),
+]
+
+
+def interval(values: list[float]) -> tuple[float, float, float, int]:
+    """Mean and 95% t-interval over seeds (NaN values dropped): ``(mean, lo, hi, n)``."""
+    x = np.array([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if x.size == 0:
+        return math.nan, math.nan, math.nan, 0
+    if x.size == 1:
+        return float(x[0]), math.nan, math.nan, 1
+    half = T95[min(x.size - 2, len(T95) - 1)] * x.std(ddof=1) / math.sqrt(x.size)
+    return float(x.mean()), float(x.mean() - half), float(x.mean() + half), int(x.size)
+
+
+def arm_label(run: dict) -> str:
+    params = " ".join(f"{k.lstrip('-')}={v}" for k, v in run.get("params", {}).items())
+    return f"{run['method']} {params}".strip()
+
+
+def load(sweep_dir: Path) -> dict[str, list[dict]]:
+    manifest = json.loads((sweep_dir / "sweep.json").read_text())
+    arms: dict[str, list[dict]] = {}
+    for run in manifest["runs"]:
+        path = sweep_dir / run["id"] / "results.json"
+        if path.is_file():
+            results = json.loads(path.read_text())
+            if results.get("done"):
+                arms.setdefault(arm_label(run), []).append(results)
+    return arms
+
+
+def per_seed_summary(results: dict, window: int) -> dict[str, float]:
+    fig = [r["figure"] if r["figure"] is not None else math.nan for r in results["rows"]]
+    after = fig[1:]
+    return {
+        "return_regime0": results["rows"][0]["regime_return"],
+        "figure_after": float(np.nanmean(after)) if after else math.nan,
+        "figure_early": float(np.nanmean(after[:window])) if after else math.nan,
+        "figure_late": float(np.nanmean(after[-window:])) if after else math.nan,
+        "fall": float(np.nanmean(after[-window:]) - np.nanmean(after[:window])) if after else math.nan,
+        "steps_per_second": results["steps_per_second"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("sweep_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--window", type=int, default=2, help="regimes in the early and late averages (default 2)")
+    args = p.parse_args(argv)
+    if not (args.sweep_dir / "sweep.json").is_file():
+        print(f"report_rl_plasticity.py: error: {args.sweep_dir} has no sweep.json", file=sys.stderr)
+        return 2
+    arms = load(args.sweep_dir)
+    if not arms:
+        print(f"report_rl_plasticity.py: error: no finished run in {args.sweep_dir}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    summary_rows, regime_rows = [], []
+    for arm, runs in arms.items():
+        seeds = [per_seed_summary(r, args.window) for r in runs]
+        for key in seeds[0]:
+            mean, lo, hi, n = interval([s[key] for s in seeds])
+            summary_rows.append({"arm": arm, "metric": key, "mean": mean, "lo": lo, "hi": hi, "seeds": n})
+        for k in range(min(len(r["rows"]) for r in runs)):
+            row = {"arm": arm, "regime": k}
+            for key in ["regime_return", "fresh_return", "figure", *[m for m, _ in METRICS]]:
+                mean, lo, hi, n = interval([r["rows"][k].get(key) for r in runs])
+                row.update({key: mean, f"{key}_lo": lo, f"{key}_hi": hi})
+            row["seeds"] = len(runs)
+            regime_rows.append(row)
+    for name, rows in [("table.csv", summary_rows), ("regimes.csv", regime_rows)]:
+        with open(args.out / name, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in row.items()})
+
+    print("| arm | seeds | return, regime 0 | figure after the first change | early | late | fall (late - early) |")
+    print("|---|---|---|---|---|---|---|")
+    by = {(r["arm"], r["metric"]): r for r in summary_rows}
+    for arm in arms:
+        cells = []
+        for key in ["return_regime0", "figure_after", "figure_early", "figure_late", "fall"]:
+            r = by[(arm, key)]
+            cells.append(f"{r['mean']:.0f} [{r['lo']:.0f}, {r['hi']:.0f}]")
+        print(f"| {arm} | {by[(arm, 'fall')]['seeds']} | " + " | ".join(cells) + " |")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("regime_return", "regime return"), ("figure", "plasticity figure (continuing - fresh)"), *METRICS]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    for ax, (key, title) in zip(axes.flat, panels):
+        for i, arm in enumerate(arms):
+            rows = [r for r in regime_rows if r["arm"] == arm]
+            x = [r["regime"] for r in rows]
+            color = f"C{i % 10}"
+            ax.plot(x, [r[key] for r in rows], marker="o", ms=3, color=color, label=f"{arm} ({rows[0]['seeds']})")
+            ax.fill_between(x, [r[f"{key}_lo"] for r in rows], [r[f"{key}_hi"] for r in rows], color=color, alpha=0.15)
+            if key == "regime_return" and i == 0:
+                ax.plot(x, [r["fresh_return"] for r in rows], "k--", lw=1, label="fresh plain PPO")
+        if key == "figure":
+            ax.axhline(0, color="k", lw=0.5)
+        ax.set_title(title)
+        ax.set_xlabel("regime")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"{args.sweep_dir.name}: mean and 95% interval over seeds (seeds per arm in brackets)")
+    fig.tight_layout()
+    fig.savefig(args.out / "figure.png", dpi=110)
+    print(f"wrote {args.out / 'table.csv'}, {args.out / 'regimes.csv'}, {args.out / 'figure.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
