@@ -267,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"last evaluation: mean return {evaluation.last_mean_reward:.1f} over {preset.eval_episodes} episodes"
         )
+        if preset.reference_return is not None:
+            gap = evaluation.last_mean_reward - preset.reference_return
+            print(
+                f"against the plain-PPO reference {preset.reference_return:,.0f} ({preset.reference}): "
+                f"{gap:+,.0f}; method {preset.method}"
+            )
     if episodes:
         print(f"last {len(episodes)} training episodes: mean return {np.mean(episodes):.1f}")
     print(f"final model: {saved / 'model.zip'}")

@@ -54,6 +54,9 @@ class AgentPreset:
     :param eval_freq: environment steps between evaluations (0: no evaluation)
     :param eval_episodes: episodes per evaluation (deterministic actions)
     :param checkpoint_freq: environment steps between checkpoints
+    :param reference_return: a committed plain-PPO evaluation return of this preset, which a run's closing
+        lines compare against (None: no comparison)
+    :param reference: one line saying where ``reference_return`` comes from (seeds, steps, command)
     :param description: one line saying what the preset is for
     """
 
@@ -79,6 +82,8 @@ class AgentPreset:
     eval_freq: int = 50_000
     eval_episodes: int = 5
     checkpoint_freq: int = 50_000
+    reference_return: float | None = None
+    reference: str = ""
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -118,7 +123,7 @@ class AgentPreset:
 
     def algorithm_kwargs(self) -> dict[str, Any]:
         """The fields that go to the SB3 algorithm's constructor unchanged (those a subclass adds)."""
-        shared = {f.name for f in dataclasses.fields(AgentPreset)}
+        shared = {f.name for f in dataclasses.fields(AgentPreset)}  # reference fields: reporting only
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in shared}
 
     def syre_kwargs(self) -> dict[str, Any]:
