@@ -7,10 +7,14 @@ Writes ``table.csv`` (per arm and summary: mean, 95% t-interval over seeds, seed
 regime) and ``figure.png`` (regime return with the fresh agents' as a dashed line, the plasticity figure, and the
 effective rank and dead fraction of actor and critic per regime). Summary rows:
 
-- ``return_regime0``: regime return in the first regime (what the method costs before any change);
+- ``return_regime0``: regime return in the first regime, before any change;
+- ``figure_regime0``: plasticity figure in the first regime (against fresh plain PPO: what the method itself
+  costs or gains before any change; 0 for plain PPO by construction);
 - ``figure_after``: plasticity figure averaged over regimes 1..R-1 (continuing minus fresh; 0 = no loss);
-- ``figure_early`` / ``figure_late``: over the first / last ``--window`` regimes after the first change, and
-  ``fall`` = late - early for each seed (below 0: the loss grows over the run).
+- ``drop``: ``figure_after - figure_regime0`` per seed: how far the figure falls once the task starts changing
+  (below 0 with an interval that excludes 0: the agent lost plasticity);
+- ``figure_last``: the last regime's figure, and ``recovery`` = last minus regime 1 (above 0: the agent
+  regains some plasticity over the run).
 """
 
 from __future__ import annotations
@@ -63,15 +67,16 @@ def load(sweep_dir: Path) -> dict[str, list[dict]]:
     return arms
 
 
-def per_seed_summary(results: dict, window: int) -> dict[str, float]:
+def per_seed_summary(results: dict) -> dict[str, float]:
     fig = [r["figure"] if r["figure"] is not None else math.nan for r in results["rows"]]
-    after = fig[1:]
+    after = float(np.nanmean(fig[1:])) if len(fig) > 1 else math.nan
     return {
         "return_regime0": results["rows"][0]["regime_return"],
-        "figure_after": float(np.nanmean(after)) if after else math.nan,
-        "figure_early": float(np.nanmean(after[:window])) if after else math.nan,
-        "figure_late": float(np.nanmean(after[-window:])) if after else math.nan,
-        "fall": float(np.nanmean(after[-window:]) - np.nanmean(after[:window])) if after else math.nan,
+        "figure_regime0": fig[0],
+        "figure_after": after,
+        "drop": after - fig[0],
+        "figure_last": fig[-1] if len(fig) > 1 else math.nan,
+        "recovery": fig[-1] - fig[1] if len(fig) > 2 else math.nan,
         "steps_per_second": results["steps_per_second"],
     }
 
@@ -80,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sweep_dir", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--window", type=int, default=2, help="regimes in the early and late averages (default 2)")
     args = p.parse_args(argv)
     if not (args.sweep_dir / "sweep.json").is_file():
         print(f"report_rl_plasticity.py: error: {args.sweep_dir} has no sweep.json", file=sys.stderr)
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     summary_rows, regime_rows = [], []
     for arm, runs in arms.items():
-        seeds = [per_seed_summary(r, args.window) for r in runs]
+        seeds = [per_seed_summary(r) for r in runs]
         for key in seeds[0]:
             mean, lo, hi, n = interval([s[key] for s in seeds])
             summary_rows.append({"arm": arm, "metric": key, "mean": mean, "lo": lo, "hi": hi, "seeds": n})
@@ -111,30 +115,39 @@ def main(argv: list[str] | None = None) -> int:
             for row in rows:
                 writer.writerow({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in row.items()})
 
-    print("| arm | seeds | return, regime 0 | figure after the first change | early | late | fall (late - early) |")
-    print("|---|---|---|---|---|---|---|")
+    keys = ["return_regime0", "figure_regime0", "figure_after", "drop", "figure_last", "recovery"]
+    print("| arm | seeds | " + " | ".join(keys) + " |")
+    print("|---|---|" + "---|" * len(keys))
     by = {(r["arm"], r["metric"]): r for r in summary_rows}
     for arm in arms:
         cells = []
-        for key in ["return_regime0", "figure_after", "figure_early", "figure_late", "fall"]:
+        for key in keys:
             r = by[(arm, key)]
             cells.append(f"{r['mean']:.0f} [{r['lo']:.0f}, {r['hi']:.0f}]")
-        print(f"| {arm} | {by[(arm, 'fall')]['seeds']} | " + " | ".join(cells) + " |")
+        print(f"| {arm} | {by[(arm, 'drop')]['seeds']} | " + " | ".join(cells) + " |")
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("regime_return", "regime return"), ("figure", "plasticity figure (continuing - fresh)"), *METRICS]
+    panels = [
+        ("regime_return", "regime return"),
+        ("figure", "plasticity figure (continuing - fresh)"),
+        *METRICS,
+    ]
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     for ax, (key, title) in zip(axes.flat, panels):
         for i, arm in enumerate(arms):
             rows = [r for r in regime_rows if r["arm"] == arm]
             x = [r["regime"] for r in rows]
             color = f"C{i % 10}"
-            ax.plot(x, [r[key] for r in rows], marker="o", ms=3, color=color, label=f"{arm} ({rows[0]['seeds']})")
-            ax.fill_between(x, [r[f"{key}_lo"] for r in rows], [r[f"{key}_hi"] for r in rows], color=color, alpha=0.15)
+            ax.plot(
+                x, [r[key] for r in rows], marker="o", ms=3, color=color, label=f"{arm} ({rows[0]['seeds']})"
+            )
+            ax.fill_between(
+                x, [r[f"{key}_lo"] for r in rows], [r[f"{key}_hi"] for r in rows], color=color, alpha=0.15
+            )
             if key == "regime_return" and i == 0:
                 ax.plot(x, [r["fresh_return"] for r in rows], "k--", lw=1, label="fresh plain PPO")
         if key == "figure":
