@@ -80,7 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             flag = f"--{name.replace('_', '-')}"
             method.add_argument(flag, dest="method", action="store_const", const=name, help=build.__doc__)
     syre = parser.add_argument_group("syre settings (override the preset's syre_* fields)")
-    syre.add_argument("--sigma0", type=float, help="anchor scale: std sigma0/sqrt(fan_in)")
+    syre.add_argument("--sigma0", type=float, help="anchor scale (relative to what: --anchor-scale)")
     syre.add_argument(
         "--gamma", type=float, help="syre's decay strength toward the anchors (not the discount)"
     )

@@ -16,13 +16,17 @@ from syre_rl.baselines import METHODS as PLASTICITY_METHODS
 from syre_rl.baselines import PlasticityMethod, make_method
 from syre_rl.core import Syre
 
-# The syre paper's PPO setting (weight decay 0.002 toward anchors of std 0.01 / sqrt(fan_in)). PPO's log_std is
-# the exploration noise, not a network weight: anchoring it keeps exploration high, so it is left out by default.
+# Decoupled decay (like AdamW: w moves toward its anchor by lr * gamma per step) toward anchors as large as each
+# tensor's own initial spread (so SB3's small-gain output heads keep small anchors). Chosen by evidence
+# (docs/results/rl/vec-pendulum): the syre paper's PPO setting (coupled 0.002 toward anchors of std
+# 0.01 / sqrt(fan_in)) stopped PPO from learning there and cost half the main job's return. PPO's log_std is the
+# exploration noise, not a network weight: anchoring it keeps exploration high, so it is left out by default.
 DEFAULT_SYRE_KWARGS: dict[str, Any] = {
-    "gamma": 2e-3,
-    "sigma0": 0.01,
+    "gamma": 1.0,
+    "sigma0": 1.0,
+    "anchor_scale": "init",
     "spread": 0.0,
-    "mode": "coupled",
+    "mode": "decoupled",
     "exclude": "log_std",
 }
 
