@@ -27,6 +27,9 @@ def state_equal(a: dict, b: dict) -> bool:
         elif isinstance(x, dict):
             if not state_equal(x, y):
                 return False
+        elif isinstance(x, (list, tuple)):
+            if len(x) != len(y) or not state_equal(dict(enumerate(x)), dict(enumerate(y))):
+                return False
         elif x != y:
             return False
     return True

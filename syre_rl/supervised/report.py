@@ -11,7 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_report"]
+__all__ = ["LEGACY_NAMES", "write_report"]
+
+# Method names of results written before the one registry (docs/methods.md): old name -> registry name.
+LEGACY_NAMES = {"vanilla": "none", "wd": "l2"}
 
 
 def _final(results: dict[str, Any]) -> dict[str, list[float]]:
@@ -156,7 +159,8 @@ def _plot_sweep(results: dict[str, Any], path: Path) -> None:
     rank_axis = axes[2].twinx()
     groups: dict[str, list[int]] = {}
     for i, m in enumerate(members):
-        label = {"wd": "wd", "syre": f"syre s0={m['sigma0']:g}"}.get(m["method"], m["method"])
+        method = LEGACY_NAMES.get(m["method"], m["method"])  # results written before the names were unified
+        label = f"syre s0={m['sigma0']:g}" if method == "syre" else method
         groups.setdefault(label, []).append(i)
     for label, idx in groups.items():
         if label == "dropout":
