@@ -321,3 +321,70 @@ def test_each_method_runs_inside_sb3_ppo(name: str) -> None:
         assert all(torch.equal(anchors[n], initial[n]) for n in initial)
     if name == "ns-adam":
         assert policy.optimizer.param_groups[0]["betas"] == (0.99, 0.99)
+
+
+def test_cbp_replacement_keeps_the_mean_output_on_the_recorded_batch() -> None:
+    """Dohare's bias correction: the replaced unit's mean contribution ``W_out[:, u] * mean_act[u]`` moves into the
+    reader's bias. With the same batch every step (and lr 0, so nothing else moves) the bias-corrected running mean
+    is the batch mean, so the mean output on that batch stays put; without the correction it jumps."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 6)
+    jumps = {}
+    for correct in (True, False):
+        model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+        with torch.no_grad():
+            model[0].bias.fill_(2.0)  # every unit active, mean activation about 2
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.0)
+        cbp = make_method(
+            "cbp",
+            model,
+            optimizer,
+            replacement_rate=1 / 16,
+            maturity_threshold=5,
+            weight_decay=0.0,
+            bias_correction=correct,
+            seed=0,
+        )
+        for _ in range(5):
+            train_step(model, optimizer, x)
+        before = model(x).mean(0).detach()
+        assert cbp.replaced_per_layer == [0]
+        train_step(model, optimizer, x)  # the sixth step makes one unit eligible... and replaces it
+        assert cbp.replaced_per_layer == [1]
+        jumps[correct] = float((model(x).mean(0).detach() - before).abs().max())
+    assert jumps[True] < 1e-6
+    assert jumps[False] > 1e-2  # the test has teeth: the unit's contribution was large
+
+
+@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.99, 0.99)])
+def test_the_first_adam_update_of_a_reset_unit_is_a_fresh_adams(betas) -> None:
+    """After 300 steps, ReDo resets dead units; the next update of their out-weights (the only ones with a gradient:
+    zero out-weights block the in-weights' gradient) must be a fresh Adam's first update, ``lr g / (|g| + eps)``,
+    not torch's with the tensor's step 301 (1.6 x lr with betas (0.9, 0.999), 0.2 x lr with (0.99, 0.99))."""
+    torch.manual_seed(0)
+    model = mlp(width=16)
+    with torch.no_grad():  # units 1 and 3 of the second hidden layer never fire
+        model[2].weight[[1, 3]] = 0.0
+        model[2].bias[[1, 3]] = -1.0
+    lr = 1e-3
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
+    redo = make_method("redo", model, optimizer, every=300, tau=0.0, weight_decay=0.0, seed=0)
+    for _ in range(300):
+        train_step(model, optimizer, torch.randn(32, 6))
+    assert redo.resets_per_layer[1] >= 2
+    reset = model[4].weight.detach()[:, [1, 3]].clone()
+    assert (reset == 0).all()
+    x = torch.randn(32, 6)
+    optimizer.zero_grad()
+    model(x).square().mean().backward()
+    grad = model[4].weight.grad[:, [1, 3]].clone()
+    optimizer.step()
+    step = model[4].weight.detach()[:, [1, 3]] - reset
+    fresh = -lr * grad / (grad.abs() + 1e-8)  # m = (1 - b1) g, v = (1 - b2) g^2, both bias-corrected at k = 1
+    assert (grad.abs() > 1e-7).all()
+    torch.testing.assert_close(step, fresh, rtol=0.01, atol=0)
+    b1, b2 = betas  # what torch's one step count per tensor would have done: far from it
+    stale = (
+        -lr * grad * (1 - b1) / (1 - b1**301) / (grad.abs() * (1 - b2) ** 0.5 / (1 - b2**301) ** 0.5 + 1e-8)
+    )
+    assert not torch.allclose(stale, fresh, rtol=0.3)

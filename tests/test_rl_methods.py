@@ -95,6 +95,33 @@ def test_sac_gets_a_method_per_optimizer() -> None:
     model.learn(100)
 
 
+@pytest.mark.parametrize("name", ["cbp", "redo"])
+def test_sac_actor_heads_mu_and_log_std_both_read_the_last_hidden_layer(name: str) -> None:
+    """SAC's actor has two Linear heads on its last hidden layer: a reset zeroes the unit's columns (and Adam
+    state) in both, and CBP's utility reads both."""
+    model = SAC(
+        PlasticitySACPolicy,
+        gym.make("Pendulum-v1"),
+        learning_starts=32,
+        batch_size=32,
+        seed=0,
+        policy_kwargs=dict(plasticity_method=name, net_arch=[16, 16]),
+    )
+    model.learn(64)  # some updates: Adam has state for every head
+    actor = model.policy.actor
+    method = actor.plasticity_method
+    last = method.layers[-1]
+    assert last.out_layers == (actor.mu, actor.log_std)
+    assert last.in_layer is actor.latent_pi[2]
+    units = torch.tensor([0, 5])
+    assert (actor.log_std.weight[:, units] != 0).all() and (actor.mu.weight[:, units] != 0).all()
+    method.reset(len(method.layers) - 1, 0, units, actor.optimizer)
+    for head in (actor.mu, actor.log_std):
+        assert (head.weight[:, units] == 0).all()
+        assert (actor.optimizer.state[head.weight]["exp_avg"][:, units] == 0).all()
+        assert (head.weight[:, [1, 2, 3]] != 0).all()  # other units untouched
+
+
 def test_unknown_method_is_refused() -> None:
     with pytest.raises(ValueError, match="plasticity_method must be one of"):
         PPO(
