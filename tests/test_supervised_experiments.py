@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from test_supervised_data import write_cifar
 from syre_rl.presets import PROJECT_ROOT, load_preset
 from syre_rl.supervised.ensemble import member_decay
 from syre_rl.supervised.experiments import EXPERIMENTS
-from syre_rl.supervised.report import write_report
+from syre_rl.supervised.report import upgrade_results, write_report
 from syre_rl.supervised.train import Stage, train
 
 CPU = torch.device("cpu")
@@ -179,3 +180,14 @@ def test_every_experiment_has_default_and_tiny_presets(name):
     for preset in ("default", "tiny"):
         cfg = load_preset(PROJECT_ROOT / "experiments" / f"{name}.yaml", preset, EXPERIMENTS[name].schema)
         assert cfg.members()
+
+
+def test_results_written_under_the_old_names_are_read_under_todays():
+    """Committed results from before the one registry (``vanilla``, ``wd``, ``stable_rank``) still report."""
+    old = json.loads((PROJECT_ROOT / "docs/results/supervised/permuted-mnist/results.json").read_text())
+    assert {m["method"] for m in old["members"]} >= {"vanilla", "wd"}
+    new = upgrade_results(old)
+    assert {m["method"] for m in new["members"]} >= {"none", "l2"}
+    assert all(not m["name"].startswith(("vanilla", "wd_")) for m in new["members"])
+    keys = {k for h in new["history"] for k in h["metrics"]}
+    assert any("/srank_fraction/" in k for k in keys) and not any("stable_rank" in k for k in keys)

@@ -20,7 +20,7 @@ from syre_rl.plasticity.metrics import (
     dead_fraction,
     effective_rank,
     low_rank_fraction,
-    stable_rank,
+    srank_fraction,
     weight_symmetry,
 )
 from syre_rl.supervised.data import (
@@ -46,7 +46,7 @@ def _per_member(hidden: list[Tensor], prefix: str) -> dict[str, list[float]]:
     for layer, acts in enumerate(hidden):
         acts = acts.float()
         out[f"{prefix}effective_rank/layer{layer}"] = [effective_rank(a) for a in acts]
-        out[f"{prefix}stable_rank/layer{layer}"] = [stable_rank(a) for a in acts]
+        out[f"{prefix}srank_fraction/layer{layer}"] = [srank_fraction(a) for a in acts]
         out[f"{prefix}dead_fraction/layer{layer}"] = [dead_fraction(a) for a in acts]
     return out
 
