@@ -34,6 +34,7 @@ from syre_rl.rl.callbacks import (
     RegimeSyncedEvalCallback,
     StopOnSignalCallback,
     SyreSummaryCallback,
+    TaskChangeCallback,
 )
 from syre_rl.rl.methods import POLICY_CHOICES
 from syre_rl.rl.model import ALGORITHMS, build_model, make_env
@@ -221,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     callbacks = [
         SyreSummaryCallback(),
         RegimeLoggerCallback(),
+        TaskChangeCallback(),  # methods that act at regime changes (Shrink & Perturb's boundary form)
         CheckpointCallback(run, preset.checkpoint_freq),
         stop,
     ]

@@ -12,8 +12,10 @@ from stable_baselines3 import PPO, SAC
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from syre_rl.baselines import METHODS
+from syre_rl.envs import make_vec_env
 from syre_rl.policies import PlasticityActorCriticPolicy, PlasticitySACPolicy
 from syre_rl.presets import PROJECT_ROOT
+from syre_rl.rl.callbacks import TaskChangeCallback
 
 
 def state_equal(a: dict, b: dict) -> bool:
@@ -120,6 +122,30 @@ def test_sac_actor_heads_mu_and_log_std_both_read_the_last_hidden_layer(name: st
         assert (head.weight[:, units] == 0).all()
         assert (actor.optimizer.state[head.weight]["exp_avg"][:, units] == 0).all()
         assert (head.weight[:, [1, 2, 3]] != 0).all()  # other units untouched
+
+
+def test_a_regime_change_calls_the_boundary_form_of_shrink_perturb() -> None:
+    """Ash & Adams' Shrink & Perturb acts once per regime change of a continuing task (and only then)."""
+    env = make_vec_env("drifting_pendulum", n_envs=1, seed=0, start_step=19_900)  # a change within 200 steps
+    model = PPO(
+        PlasticityActorCriticPolicy,
+        env,
+        n_steps=256,
+        batch_size=64,
+        n_epochs=1,
+        learning_rate=0.0,  # only the method moves the weights
+        seed=0,
+        policy_kwargs=dict(
+            plasticity_method="shrink-perturb",
+            method_kwargs={"form": "boundary", "shrink": 0.5, "noise_std": 0.0},
+            net_arch=[16, 16],
+        ),
+    )
+    before = model.policy.action_net.weight.detach().clone()
+    callback = TaskChangeCallback()
+    model.learn(256, callback=callback)
+    assert callback.changes == 1
+    torch.testing.assert_close(model.policy.action_net.weight.detach(), 0.5 * before)
 
 
 def test_unknown_method_is_refused() -> None:
