@@ -388,3 +388,24 @@ def test_the_first_adam_update_of_a_reset_unit_is_a_fresh_adams(betas) -> None:
         -lr * grad * (1 - b1) / (1 - b1**301) / (grad.abs() * (1 - b2) ** 0.5 / (1 - b2**301) ** 0.5 + 1e-8)
     )
     assert not torch.allclose(stale, fresh, rtol=0.3)
+
+
+@pytest.mark.parametrize("name", ["syre", "l2", "l2-init", "shrink-perturb", "cbp", "redo"])
+def test_exclude_adds_to_the_default_that_keeps_log_std_out(name: str) -> None:
+    """A method's ``exclude=`` adds patterns; SB3's ``log_std`` stays out whatever is passed."""
+    model = mlp()
+    model.register_parameter("log_std", nn.Parameter(torch.ones(3)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    strong = {"weight_decay": 0.5} if name != "syre" else {"gamma": 0.5}
+    make_method(name, model, optimizer, exclude="0.*", **strong)
+    with torch.no_grad():  # away from L2-Init's anchors
+        for p in model.parameters():
+            p.add_(1.0)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    zero_gradient_step(model, optimizer)
+    after = dict(model.named_parameters())
+    assert torch.equal(after["log_std"], before["log_std"])
+    assert torch.equal(after["0.weight"], before["0.weight"]) and torch.equal(
+        after["0.bias"], before["0.bias"]
+    )
+    assert not torch.equal(after["4.weight"], before["4.weight"])  # the rest decays

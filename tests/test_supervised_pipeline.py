@@ -251,3 +251,27 @@ def test_stacked_member_equals_the_same_seed_trained_alone_for_every_method():
             mine = [layer[index] for layer in getattr(stack_methods[member.method], counts)]
             assert mine == [layer[0] for layer in getattr(solo_methods[member.method], counts)]
             assert sum(mine) > 0, member  # it did reset units
+
+
+def test_reset_entries_are_found_in_every_stacked_and_plain_layout():
+    """The Adam reset clock's flat indices of a unit's rows equal the entries a mask written through the same
+    view marks, for stacked in/out layers and plain Linear ones."""
+    from syre_rl.baselines.resets import _flat_rows, in_view, out_view
+
+    stacked = MLP(5, [4], 3, member_generators([0, 1, 2])).layers
+    plain = nn.Linear(5, 4)
+    units = torch.tensor([3, 1])
+    for module, view, bias in [
+        (stacked[0], in_view, False),
+        (stacked[0], in_view, True),
+        (stacked[1], out_view, False),
+        (plain, in_view, False),
+        (plain, in_view, True),
+        (plain, out_view, False),
+    ]:
+        param = module.bias if bias else module.weight
+        for e in range(view(module, param, bias).shape[0]):
+            mask = torch.zeros_like(param, dtype=torch.bool)
+            view(module, mask, bias)[e].index_fill_(0, units, True)
+            flat = _flat_rows(param, view(module, param, bias)[e], units)
+            assert sorted(flat.tolist()) == mask.reshape(-1).nonzero().squeeze(1).tolist()

@@ -14,7 +14,8 @@ method would reset that member trained alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -55,6 +56,19 @@ def _acts_view(module: nn.Module, t: Tensor) -> Tensor:
     return t if _stacked(module) else t.reshape(1, -1, t.shape[-1])
 
 
+def _flat_rows(param: Tensor, rows: Tensor, units: Tensor) -> Tensor:
+    """Flat indices into the contiguous ``param`` of rows ``units`` of ``rows``, a view of it (``[units, width]`` or
+    ``[units]``), from the view's strides: no tensor of the parameter's size is made."""
+    if not param.is_contiguous():
+        raise ValueError("unit resets need contiguous parameters")
+    offset = rows.storage_offset() - param.storage_offset()
+    flat = offset + units.to(torch.long) * rows.stride(0)
+    if rows.dim() == 2:
+        columns = torch.arange(rows.shape[1], device=units.device) * rows.stride(1)
+        flat = (flat[:, None] + columns[None, :]).reshape(-1)
+    return flat
+
+
 class AdamResetClock:
     """Per-element Adam step counts for reset entries (as Dohare et al.'s ``AdamGnT``), on torch's Adam/AdamW.
 
@@ -62,13 +76,19 @@ class AdamResetClock:
     tensor's step ``t`` instead of the entry's own count ``k``: at ``t = 1000`` the first update of a reset entry is
     2.5 x lr with betas (0.9, 0.999) and 0.1 x lr with (0.99, 0.99). This clock remembers the step at which each
     entry was reset and, after every optimizer step, replaces torch's update of those entries by a fresh Adam's:
-    ``lr m / (1 - b1^k) / (sqrt(v / (1 - b2^k)) + eps)`` with ``k = t - t_reset``. Entries never reset (offset 0)
-    are left exactly as torch stepped them. Other optimizers (SGD, ...) need no correction: nothing happens.
+    ``lr m / (1 - b1^k) / (sqrt(v / (1 - b2^k)) + eps)`` with ``k = t - t_reset``. Only the reset entries are
+    touched (a gather and a scatter of them), and an entry is dropped once both ``b^k`` are below
+    :attr:`TOLERANCE`, where the two updates agree to that relative precision. Entries never reset are left
+    exactly as torch stepped them. Other optimizers (SGD, ...) need no correction: nothing happens.
     """
+
+    TOLERANCE = 1e-7
 
     def __init__(self, params: Sequence[Tensor]) -> None:
         self.params = list(params)
-        self.offsets: dict[int, Tensor] = {}  # param index -> step at the last reset (0: never reset)
+        # param index -> (flat indices of the tracked entries, their reset steps), indices unique
+        self.entries: dict[int, tuple[Tensor, Tensor]] = {}
+        self._steps_since_prune = 0
 
     @staticmethod
     def applies(optimizer: torch.optim.Optimizer) -> bool:
@@ -79,43 +99,63 @@ class AdamResetClock:
     def _group(self, optimizer: torch.optim.Optimizer, param: Tensor) -> dict[str, Any]:
         return next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
 
+    def _horizon(self, optimizer: torch.optim.Optimizer, param: Tensor) -> float:
+        """Own step counts from which torch's bias correction equals a fresh one's to :attr:`TOLERANCE`."""
+        beta = max(self._group(optimizer, param)["betas"])
+        return math.log(self.TOLERANCE) / math.log(beta) if 0 < beta < 1 else 1.0
+
     @torch.no_grad()
-    def mark(self, optimizer: torch.optim.Optimizer, index: int, where: Tensor) -> None:
-        """Entries of parameter ``index`` where ``where`` (a bool mask of its shape) were reset after this step."""
-        state = optimizer.state.get(self.params[index], {})
+    def mark(self, optimizer: torch.optim.Optimizer, index: int, fresh: Tensor) -> None:
+        """Entries of parameter ``index`` (flat indices into it) were reset after this step."""
+        param = self.params[index]
+        state = optimizer.state.get(param, {})
         if "step" not in state or not self.applies(optimizer):
             return
-        offsets = self.offsets.get(index)
-        if offsets is None:
-            offsets = self.offsets[index] = torch.zeros_like(self.params[index], dtype=torch.float32)
-        step = torch.as_tensor(state["step"], dtype=torch.float32, device=offsets.device)
-        offsets.copy_(torch.where(where, step, offsets))
+        step = torch.as_tensor(state["step"], dtype=torch.float32, device=param.device).reshape(1)
+        steps = step.expand(fresh.numel())
+        if index in self.entries:  # a re-reset entry restarts: its new step replaces the old one
+            old, old_steps = self.entries[index]
+            keep = ~torch.isin(old, fresh)
+            fresh, steps = torch.cat([old[keep], fresh]), torch.cat([old_steps[keep], steps])
+        self.entries[index] = (fresh, steps.clone())
 
     @torch.no_grad()
     def correct(self, optimizer: torch.optim.Optimizer) -> None:
         """Turn torch's last update of reset entries into a fresh Adam's (call right after ``optimizer.step()``)."""
-        if not self.offsets or not self.applies(optimizer):
+        if not self.entries or not self.applies(optimizer):
             return
-        for index, offsets in self.offsets.items():
+        self._steps_since_prune += 1
+        prune = self._steps_since_prune >= 100
+        for index, (flat, reset_steps) in list(self.entries.items()):
             param = self.params[index]
             state = optimizer.state.get(param, {})
-            if "exp_avg" not in state:
+            if "exp_avg" not in state or flat.numel() == 0:
                 continue
             group = self._group(optimizer, param)
             (beta1, beta2), lr, eps = group["betas"], float(group["lr"]), group["eps"]
-            step = torch.as_tensor(state["step"], dtype=torch.float32, device=offsets.device)
-            own = (step - offsets).clamp_(min=1.0)
-            m, v = state["exp_avg"].float(), state["exp_avg_sq"].float()
+            step = torch.as_tensor(state["step"], dtype=torch.float32, device=param.device)
+            own = (step - reset_steps).clamp_(min=1.0)
+            m = state["exp_avg"].reshape(-1)[flat].float()
+            v = state["exp_avg_sq"].reshape(-1)[flat].float()
             torch_update = m / (1 - beta1**step) / (v.sqrt() / (1 - beta2**step).sqrt() + eps)
             fresh_update = m / (1 - beta1**own) / (v.sqrt() / (1 - beta2**own).sqrt() + eps)
-            correction = (torch_update - fresh_update).mul_(lr).masked_fill_(offsets == 0, 0.0)
-            param.add_(correction.to(param.dtype))
+            correction = (torch_update - fresh_update).mul_(lr)
+            param.view(-1).index_add_(0, flat, correction.to(param.dtype))
+            if prune:
+                keep = own < self._horizon(optimizer, param)
+                self.entries[index] = (flat[keep], reset_steps[keep])
+        if prune:
+            self._steps_since_prune = 0
 
-    def state(self) -> dict[int, Tensor]:
-        return dict(self.offsets)
+    def state(self) -> dict[str, Any]:
+        return {"entries": dict(self.entries), "steps_since_prune": self._steps_since_prune}
 
-    def load(self, offsets: dict[int, Tensor]) -> None:
-        self.offsets = {int(i): t.to(self.params[int(i)].device, torch.float32) for i, t in offsets.items()}
+    def load(self, state: dict[str, Any]) -> None:
+        self.entries = {
+            int(i): (flat.to(self.params[int(i)].device), steps.to(self.params[int(i)].device))
+            for i, (flat, steps) in state["entries"].items()
+        }
+        self._steps_since_prune = state["steps_since_prune"]
 
 
 class _UnitResetMethod(SeededMethod):
@@ -129,6 +169,8 @@ class _UnitResetMethod(SeededMethod):
         init: str,
         members: Sequence[int] | None,
         seed: int | Sequence[int] | None,
+        include: str | Iterable[str] | None,
+        exclude: str | Iterable[str] | None,
     ) -> None:
         if not weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
@@ -155,7 +197,11 @@ class _UnitResetMethod(SeededMethod):
             weight = in_view(layer.in_layer, layer.in_layer.weight.detach()).double()
             stds.append([float(weight[e].std()) for e in self.members])
         self.register_buffer("init_std", torch.tensor(stds, dtype=torch.float64))
-        self.l2 = L2(model, weight_decay=weight_decay) if weight_decay > 0 else None
+        self.l2 = (
+            L2(model, weight_decay=weight_decay, include=include, exclude=exclude)
+            if weight_decay > 0
+            else None
+        )
         # The latest training forward pass's activations of each layer: what the step that follows used.
         self._acts: list[Tensor | None] = [None] * len(self.layers)
         params: dict[int, Tensor] = {}  # every tensor a reset touches, once
@@ -249,9 +295,7 @@ class _UnitResetMethod(SeededMethod):
             for value in optimizer.state.get(param, {}).values():
                 if isinstance(value, Tensor) and value.shape == param.shape:
                     view(value).index_fill_(0, units, 0.0)
-            mask = torch.zeros_like(param, dtype=torch.bool)
-            view(mask).index_fill_(0, units, True)
-            self.clock.mark(optimizer, self._param_index(param), mask)
+            self.clock.mark(optimizer, self._param_index(param), _flat_rows(param, view(param), units))
 
     def get_extra_state(self) -> dict[str, Any]:
         return {**super().get_extra_state(), "clock": self.clock.state()}
@@ -274,6 +318,9 @@ class ReDo(_UnitResetMethod):
     :param weight_decay: coupled L2 added alongside (the reference setting 1e-4; 0 for none).
     :param init: fresh in-weights ``"uniform"`` or ``"normal"``, at the layer's initial std.
     :param members: of a stacked model, the members acted on (default all).
+    :param include: glob patterns of the parameters the weight decay acts on (default: all).
+    :param exclude: patterns the weight decay leaves alone, added to
+        :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
     :param seed: seed of the re-initialisation (one per member acted on, for a stacked model).
     """
 
@@ -289,13 +336,15 @@ class ReDo(_UnitResetMethod):
         weight_decay: float = 1e-4,
         init: Literal["uniform", "normal"] = "uniform",
         members: Sequence[int] | None = None,
+        include: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
         seed: int | Sequence[int] | None = None,
     ) -> None:
         if not tau >= 0:
             raise ValueError(f"tau must be >= 0, got {tau!r}")
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}")
-        super().__init__(model, layers, weight_decay, init, members, seed)
+        super().__init__(model, layers, weight_decay, init, members, seed, include, exclude)
         self.tau, self.every = float(tau), every
         self.updates = 0
         self.resets = [[0] * len(self.members) for _ in self.layers]  # per layer, per member
@@ -351,6 +400,9 @@ class CBP(_UnitResetMethod):
     :param bias_correction: move the replaced unit's mean contribution into the readers' biases.
     :param init: fresh in-weights ``"uniform"`` or ``"normal"``, at the layer's initial std.
     :param members: of a stacked model, the members acted on (default all).
+    :param include: glob patterns of the parameters the weight decay acts on (default: all).
+    :param exclude: patterns the weight decay leaves alone, added to
+        :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
     :param seed: seed of the re-initialisation (one per member acted on, for a stacked model).
     """
 
@@ -368,6 +420,8 @@ class CBP(_UnitResetMethod):
         bias_correction: bool = True,
         init: Literal["uniform", "normal"] = "uniform",
         members: Sequence[int] | None = None,
+        include: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
         seed: int | Sequence[int] | None = None,
     ) -> None:
         if not 0.0 <= replacement_rate <= 1.0:
@@ -376,7 +430,7 @@ class CBP(_UnitResetMethod):
             raise ValueError(f"maturity_threshold must be a non-negative integer, got {maturity_threshold!r}")
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay!r}")
-        super().__init__(model, layers, weight_decay, init, members, seed)
+        super().__init__(model, layers, weight_decay, init, members, seed, include, exclude)
         self.replacement_rate, self.maturity_threshold, self.decay = (
             float(replacement_rate),
             maturity_threshold,
