@@ -86,9 +86,13 @@ class AdamResetClock:
 
     def __init__(self, params: Sequence[Tensor]) -> None:
         self.params = list(params)
-        # param index -> (flat indices of the tracked entries, their reset steps), indices unique
+        # param index -> (flat indices of the tracked entries, possibly repeated; each entry's last reset step,
+        # a tensor of the parameter's shape). Appending and correcting never wait for the device; pruning does,
+        # once every PRUNE_EVERY steps.
         self.entries: dict[int, tuple[Tensor, Tensor]] = {}
         self._steps_since_prune = 0
+
+    PRUNE_EVERY = 100
 
     @staticmethod
     def applies(optimizer: torch.optim.Optimizer) -> bool:
@@ -111,13 +115,14 @@ class AdamResetClock:
         state = optimizer.state.get(param, {})
         if "step" not in state or not self.applies(optimizer):
             return
-        step = torch.as_tensor(state["step"], dtype=torch.float32, device=param.device).reshape(1)
-        steps = step.expand(fresh.numel())
-        if index in self.entries:  # a re-reset entry restarts: its new step replaces the old one
-            old, old_steps = self.entries[index]
-            keep = ~torch.isin(old, fresh)
-            fresh, steps = torch.cat([old[keep], fresh]), torch.cat([old_steps[keep], steps])
-        self.entries[index] = (fresh, steps.clone())
+        step = torch.as_tensor(state["step"], dtype=torch.float32).to(param.device).reshape(1)
+        if index in self.entries:
+            flat, last = self.entries[index]
+            flat = torch.cat([flat, fresh])
+        else:
+            flat, last = fresh, torch.zeros(param.numel(), dtype=torch.float32, device=param.device)
+        last.index_copy_(0, fresh, step.expand(fresh.numel()))  # a re-reset entry restarts its count
+        self.entries[index] = (flat, last)
 
     @torch.no_grad()
     def correct(self, optimizer: torch.optim.Optimizer) -> None:
@@ -125,25 +130,25 @@ class AdamResetClock:
         if not self.entries or not self.applies(optimizer):
             return
         self._steps_since_prune += 1
-        prune = self._steps_since_prune >= 100
-        for index, (flat, reset_steps) in list(self.entries.items()):
+        prune = self._steps_since_prune >= self.PRUNE_EVERY
+        for index, (flat, last) in list(self.entries.items()):
             param = self.params[index]
             state = optimizer.state.get(param, {})
             if "exp_avg" not in state or flat.numel() == 0:
                 continue
             group = self._group(optimizer, param)
             (beta1, beta2), lr, eps = group["betas"], float(group["lr"]), group["eps"]
-            step = torch.as_tensor(state["step"], dtype=torch.float32, device=param.device)
-            own = (step - reset_steps).clamp_(min=1.0)
+            step = torch.as_tensor(state["step"], dtype=torch.float32).to(param.device)
+            own = (step - last[flat]).clamp_(min=1.0)
             m = state["exp_avg"].reshape(-1)[flat].float()
             v = state["exp_avg_sq"].reshape(-1)[flat].float()
             torch_update = m / (1 - beta1**step) / (v.sqrt() / (1 - beta2**step).sqrt() + eps)
             fresh_update = m / (1 - beta1**own) / (v.sqrt() / (1 - beta2**own).sqrt() + eps)
-            correction = (torch_update - fresh_update).mul_(lr)
-            param.view(-1).index_add_(0, flat, correction.to(param.dtype))
+            corrected = param.view(-1)[flat] + (torch_update - fresh_update).mul_(lr).to(param.dtype)
+            param.view(-1).index_copy_(0, flat, corrected)  # a repeated index gets the same value twice
             if prune:
-                keep = own < self._horizon(optimizer, param)
-                self.entries[index] = (flat[keep], reset_steps[keep])
+                flat = torch.unique(flat[own < self._horizon(optimizer, param)])
+                self.entries[index] = (flat, last)
         if prune:
             self._steps_since_prune = 0
 
@@ -152,8 +157,8 @@ class AdamResetClock:
 
     def load(self, state: dict[str, Any]) -> None:
         self.entries = {
-            int(i): (flat.to(self.params[int(i)].device), steps.to(self.params[int(i)].device))
-            for i, (flat, steps) in state["entries"].items()
+            int(i): (flat.to(self.params[int(i)].device), last.to(self.params[int(i)].device))
+            for i, (flat, last) in state["entries"].items()
         }
         self._steps_since_prune = state["steps_since_prune"]
 
@@ -204,6 +209,7 @@ class _UnitResetMethod(SeededMethod):
         )
         # The latest training forward pass's activations of each layer: what the step that follows used.
         self._acts: list[Tensor | None] = [None] * len(self.layers)
+        self._index: Tensor | None = None
         params: dict[int, Tensor] = {}  # every tensor a reset touches, once
         for layer in self.layers:
             for p in (layer.in_layer.weight, layer.in_layer.bias, *(o.weight for o in layer.out_layers)):
@@ -239,7 +245,13 @@ class _UnitResetMethod(SeededMethod):
             return None
         if acts.shape[0] == len(self.members) and self.members == list(range(acts.shape[0])):
             return acts
-        return acts[torch.tensor(self.members, device=acts.device)]
+        return acts[self._member_index(acts.device)]
+
+    def _member_index(self, device: torch.device) -> Tensor:
+        """The members acted on, as an index tensor on ``device`` (made once)."""
+        if self._index is None or self._index.device != device:
+            self._index = torch.tensor(self.members, device=device)
+        return self._index
 
     def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self.clock.correct(optimizer)
@@ -446,6 +458,10 @@ class CBP(_UnitResetMethod):
         # Fractional replacements carried to the next step, per layer and member.
         self.pending = [[0.0] * n for _ in self.layers]
         self.replaced = [[0] * n for _ in self.layers]
+        # The eligible count without reading the device: steps each layer has aged, and per member the recent
+        # replacements [step, count] (a unit replaced at step r is eligible again once step - r > maturity).
+        self.steps = [0] * len(self.layers)
+        self.recent: list[list[list[list[int]]]] = [[[] for _ in range(n)] for _ in self.layers]
 
     def utility(self, i: int) -> Tensor:
         """Layer ``i``'s utilities, ``[members, units]`` (``[1, units]`` for a plain model)."""
@@ -469,7 +485,7 @@ class CBP(_UnitResetMethod):
                 continue
             features = features.float()
             utility, mean_act, age = self.utility(i), self.mean_act(i), self.age(i)
-            member_index = torch.tensor(self.members, device=features.device)
+            member_index = self._member_index(features.device)
             out_mag = sum(out_view(o, o.weight.detach()).float().abs().sum(-1) for o in layer.out_layers)
             n_out = sum(out_view(o, o.weight).shape[-1] for o in layer.out_layers)
             contribution = features.abs().mean(1)
@@ -478,9 +494,10 @@ class CBP(_UnitResetMethod):
             utility.mul_(self.decay).add_(contribution, alpha=1.0 - self.decay)
             mean_act.mul_(self.decay).add_(features.mean(1), alpha=1.0 - self.decay)
             age.add_(1)
+            self.steps[i] += 1
             eligible = age > self.maturity_threshold
-            counts = eligible.sum(1).tolist()
-            for k, n_eligible in enumerate(counts):
+            for k in range(len(self.members)):
+                n_eligible = self._eligible(i, k)
                 if n_eligible == 0:
                     continue
                 self.pending[i][k] += n_eligible * self.replacement_rate
@@ -497,15 +514,30 @@ class CBP(_UnitResetMethod):
                 mean_act[k].index_fill_(0, units, 0.0)
                 age[k].index_fill_(0, units, 0)
                 self.replaced[i][k] += n_replace
+                self.recent[i][k].append([self.steps[i], n_replace])
+
+    def _eligible(self, i: int, k: int) -> int:
+        """Units of layer ``i`` in member ``k`` older than the maturity threshold, counted on the host: every unit
+        but those replaced within the last ``maturity_threshold`` steps, once the layer itself is that old."""
+        if self.steps[i] <= self.maturity_threshold:
+            return 0
+        recent = self.recent[i][k]
+        while recent and self.steps[i] - recent[0][0] > self.maturity_threshold:
+            recent.pop(0)
+        return self.layers[i].width - sum(n for _, n in recent)
 
     def get_extra_state(self) -> dict[str, Any]:
         return {
             **super().get_extra_state(),
             "pending": [list(p) for p in self.pending],
             "replaced": [list(r) for r in self.replaced],
+            "steps": list(self.steps),
+            "recent": [[[list(e) for e in member] for member in layer] for layer in self.recent],
         }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         super().set_extra_state(state)
         self.pending = [list(p) for p in state["pending"]]
         self.replaced = [list(r) for r in state["replaced"]]
+        self.steps = list(state["steps"])
+        self.recent = [[[list(e) for e in member] for member in layer] for layer in state["recent"]]
