@@ -281,9 +281,8 @@ class _UnitResetMethod(SeededMethod):
         gen = self.generator(weight.device, k)
         shape = (units.numel(), weight.shape[1])
         std = float(self.init_std[i, k])
-        if (
-            self.init == "uniform"
-        ):  # U(-b, b) of the same std: torch's default and Dohare's (LeCun/Kaiming) form
+        # "uniform": U(-b, b) of the same std, the shape of torch's default and Dohare's (LeCun/Kaiming) init.
+        if self.init == "uniform":
             fresh = torch.rand(shape, generator=gen, device=weight.device, dtype=weight.dtype)
             fresh = fresh.mul_(2 * 3**0.5 * std).sub_(3**0.5 * std)
         else:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from stable_baselines3.common.policies import BasePolicy
 
-from syre_rl.baselines import METHODS
+from syre_rl import baselines
 from syre_rl.policies import (
     PlasticityActorCriticPolicy,
     PlasticitySACPolicy,
@@ -64,7 +64,7 @@ def competing(name: str) -> PolicyChooser:
             "method_kwargs": dict(preset.method_kwargs.get(name, {})),
         }
 
-    doc = (METHODS[name].__doc__ or name).strip().splitlines()[0]
+    doc = (baselines.METHODS[name].__doc__ or name).strip().splitlines()[0]
     method.__doc__ = doc.replace("%", "%%")  # argparse formats help strings
     return method
 
@@ -72,5 +72,5 @@ def competing(name: str) -> PolicyChooser:
 # ``none`` is SB3's own policy and ``syre`` the Syre policies (syre settings: the preset's syre_* fields); every
 # other name of the registry is carried by the Plasticity policies.
 POLICY_CHOICES: dict[str, PolicyChooser] = {
-    name: {"none": plain, "syre": syre}.get(name) or competing(name) for name in METHODS
+    name: {"none": plain, "syre": syre}.get(name) or competing(name) for name in baselines.METHODS
 }
