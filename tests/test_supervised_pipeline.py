@@ -148,6 +148,12 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path, methods):
         train_size=256,
     )
     whole = train(experiment, cfg, run_dir=tmp_path / "whole", log=lambda s: None)
+    if "cbp" in methods:  # the resetting methods acted, and their per-member counts are reported
+        final = whole["history"][-1]["metrics"]
+        names = [m["name"] for m in whole["members"]]
+        cbp, redo = names.index("cbp_seed0"), names.index("redo_seed0")
+        assert final["methods/replaced_units"][cbp] > 0 and final["methods/replaced_units"][redo] == 0
+        assert final["methods/reset_units"][redo] > 0 and final["methods/reset_units"][cbp] == 0
     first = train(experiment, cfg, run_dir=tmp_path / "split", max_stages=1, log=lambda s: None)
     assert first["stages_done"] == 1
     resumed = train(experiment, cfg, run_dir=tmp_path / "split", resume=True, log=lambda s: None)

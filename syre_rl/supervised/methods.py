@@ -39,6 +39,7 @@ __all__ = [
     "attach_methods",
     "build_members",
     "check_methods",
+    "method_metrics",
     "method_seed",
     "method_weight_decay",
     "on_task_change",
@@ -222,6 +223,21 @@ def attach_methods(
         seeds = [method_seed(members[e], name) for e in index]
         attached[name] = baselines.make_method(name, model, optimizer, members=index, seed=seeds, **kwargs)
     return attached
+
+
+def method_metrics(methods: nn.ModuleDict, members: int) -> dict[str, list[float]]:
+    """Per-member counts of the unit-resetting methods so far: ``methods/replaced_units`` (CBP) and
+    ``methods/reset_units`` (ReDo), summed over layers; 0 for members of other methods."""
+    out: dict[str, list[float]] = {}
+    for name, key, counts in (("cbp", "replaced_units", "replaced"), ("redo", "reset_units", "resets")):
+        if name not in methods:
+            continue
+        method = methods[name]
+        values = [0.0] * members
+        for k, e in enumerate(method.members):
+            values[e] = float(sum(layer[k] for layer in getattr(method, counts)))
+        out[f"methods/{key}"] = values
+    return out
 
 
 def on_task_change(methods: nn.ModuleDict) -> None:

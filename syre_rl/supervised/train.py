@@ -24,7 +24,14 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from syre_rl.supervised.methods import Member, attach_methods, build_members, check_methods, on_task_change
+from syre_rl.supervised.methods import (
+    Member,
+    attach_methods,
+    build_members,
+    check_methods,
+    method_metrics,
+    on_task_change,
+)
 
 __all__ = ["CheckpointError", "Experiment", "RunDirError", "Stage", "SupervisedPreset", "train"]
 
@@ -307,6 +314,7 @@ def train(
         with torch.no_grad(), torch.autocast(**autocast):
             metrics.update(experiment.evaluate(stage))
         metrics["train/loss"] = (total / max(steps, 1)).tolist()
+        metrics.update(method_metrics(methods, len(experiment.members)))
         elapsed += time.perf_counter() - t0
         history.append({"stage": stage.index, "task": stage.task, "epoch": stage.epoch, "metrics": metrics})
         for key, values in metrics.items():
