@@ -189,7 +189,7 @@ class Classifier(Experiment):
 
 
 class MnistFcnWd(Classifier):
-    """4x300 ReLU FCN on MNIST swept over weight decay (wd, syre) and dropout: accuracy and rank per layer."""
+    """4x300 ReLU FCN on MNIST swept over weight decay (l2, syre) and dropout: accuracy and rank per layer."""
 
     name = "mnist-fcn-wd"
     schema = MnistFcnPreset
@@ -203,7 +203,7 @@ class MnistFcnWd(Classifier):
 
 
 class MnistCnn(Classifier):
-    """Small CNN on MNIST: accuracy and the rank of its hidden layers, vanilla vs syre."""
+    """Small CNN on MNIST: accuracy and the rank of its hidden layers, none vs l2 vs syre."""
 
     name = "mnist-cnn"
 
@@ -275,7 +275,7 @@ class BetaVaePreset(SupervisedPreset):
 
 
 class BetaVae(Classifier):
-    """beta-VAE on Fashion-MNIST, decay (wd or syre) on the encoder only: the rank of the encoder's mean,
+    """beta-VAE on Fashion-MNIST, decay (l2 or syre) on the encoder only: the rank of the encoder's mean,
     active latent units (variance of the mean over the data > threshold; Burda et al.) and reconstruction."""
 
     name = "beta-vae"
