@@ -37,7 +37,8 @@ from syre_rl.envs import RegimeLoggerCallback, resolve_env
 from syre_rl.presets import PROJECT_ROOT, PresetError
 from syre_rl.rl.agents import AgentPreset, agent_preset_names, load_agent_preset
 from syre_rl.rl.continual import RegimeReturnCallback, RegimeSnapshotCallback, fresh_regime_return
-from syre_rl.rl.methods import METHODS
+from syre_rl.rl.callbacks import TaskChangeCallback
+from syre_rl.rl.methods import POLICY_CHOICES
 from syre_rl.rl.model import build_model, make_env
 
 PROG = "rl_plasticity.py"
@@ -62,7 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--env", help="a continuing task preset (default: the preset's)")
     method = p.add_mutually_exclusive_group()
-    for name, build in METHODS.items():
+    for name, build in POLICY_CHOICES.items():
         if name != "none":
             flag = f"--{name.replace('_', '-')}"
             method.add_argument(flag, dest="method", action="store_const", const=name, help=build.__doc__)
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     returns = RegimeReturnCallback(ce, args.tail, fresh)
     snapshots = RegimeSnapshotCallback(ce)
     started = time.perf_counter()
-    model.learn(regimes * ce, callback=[returns, snapshots, RegimeLoggerCallback()])
+    model.learn(regimes * ce, callback=[returns, snapshots, RegimeLoggerCallback(), TaskChangeCallback()])
     seconds = time.perf_counter() - started
 
     rows = []
