@@ -114,12 +114,18 @@ def preset_from_args(args: argparse.Namespace) -> AgentPreset:
     return dataclasses.replace(preset, **overrides)
 
 
+# Preset fields that do not change how a plain agent trains: left out of the fresh agents' cache key.
+NOT_TRAINING = ("method", "method_kwargs", "description", "reference", "reference_return", "plasticity_every",
+                "eval_freq", "eval_episodes", "checkpoint_freq")  # fmt: skip
+
+
 def fresh_key(preset: AgentPreset, seed: int, k: int, change_every: int, tail: float) -> str:
-    """Cache name of a fresh agent's regime return: the plain preset's settings, task, seed, regime, window."""
-    plain = dataclasses.asdict(dataclasses.replace(preset, method="none", description=""))
-    for name in list(plain):
-        if name.startswith("syre_") or name == "method_kwargs":
-            del plain[name]
+    """Cache name of a fresh agent's regime return: the plain agent's training settings, seed, regime, window."""
+    plain = {
+        name: value
+        for name, value in dataclasses.asdict(preset).items()
+        if name not in NOT_TRAINING and not name.startswith("syre_")
+    }
     text = json.dumps([plain, seed, k, change_every, tail], sort_keys=True)
     return f"s{seed}-r{k}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
