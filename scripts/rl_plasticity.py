@@ -36,8 +36,8 @@ from stable_baselines3.common.logger import configure
 from syre_rl.envs import RegimeLoggerCallback, resolve_env
 from syre_rl.presets import PROJECT_ROOT, PresetError
 from syre_rl.rl.agents import AgentPreset, agent_preset_names, load_agent_preset
-from syre_rl.rl.continual import RegimeReturnCallback, RegimeSnapshotCallback, fresh_regime_return
 from syre_rl.rl.callbacks import TaskChangeCallback
+from syre_rl.rl.continual import RegimeReturnCallback, RegimeSnapshotCallback, fresh_regime_return
 from syre_rl.rl.methods import POLICY_CHOICES
 from syre_rl.rl.model import build_model, make_env
 
