@@ -72,7 +72,7 @@ class AgentPreset:
     method: str = "none"
     # syre's default (DEFAULT_SYRE_KWARGS): chosen by docs/results/rl/vec-pendulum; the paper's PPO setting is
     # gamma 2e-3, sigma0 0.01, coupled, fan_in (presets dohare-slippery-ant, syre-paper*, study).
-    syre_gamma: float = 1.0
+    syre_gamma: float = 0.1
     syre_sigma0: float = 1.0
     syre_anchor_scale: Literal["fan_in", "init", "absolute"] = "init"
     syre_spread: float = 0.0
