@@ -23,7 +23,7 @@ from syre_rl.rl.model import build_model, make_env
 
 
 def probe(model, preset, seed: int, start_step: int) -> dict[str, float]:
-    env = make_env(preset, n_envs=preset.n_envs, seed=seed + 1000, start_step=start_step)
+    env = make_env(preset, n_envs=preset.n_envs, seed=seed, start_step=start_step)  # the run's seed: its maps
     obs, rows = env.reset(), []
     for _ in range(200):
         action, _ = model.predict(obs, deterministic=False)
