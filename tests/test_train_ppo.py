@@ -62,6 +62,8 @@ def test_end_to_end_writes_tensorboard_checkpoints_and_final_model(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"tensorboard --logdir {run / 'tb'}" in result.stdout
     assert "steps/s" in result.stdout and "mean return" in result.stdout
+    # the closing lines compare the evaluation with the preset's committed plain-PPO reference
+    assert "against the plain-PPO reference 20 (the smoke preset's made-up reference): " in result.stdout
 
     tags = scalars(run / "tb")
     for key in (
