@@ -230,8 +230,8 @@ def _plot_permuted(results: dict[str, Any], path: Path) -> None:
 
 
 def _plot_sweep(rows: list[dict[str, Any]], path: Path) -> None:
-    """Accuracy and first/last-layer effective rank against decay (l2, syre per sigma0) and dropout rate: the
-    mean over seeds with its bootstrap interval."""
+    """Accuracy, first/last-layer effective rank and last-layer dead units against decay (l2, syre per sigma0),
+    and the dropout baseline: the mean over seeds with its bootstrap interval; ``none`` as horizontal lines."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
@@ -239,7 +239,7 @@ def _plot_sweep(rows: list[dict[str, Any]], path: Path) -> None:
 
     layers = sorted(k.rsplit("/", 1)[1] for k in rows[0] if k.startswith("test/effective_rank/"))
     first, last = layers[0], layers[-1]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
     rank_axis = axes[2].twinx()
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -267,10 +267,14 @@ def _plot_sweep(rows: list[dict[str, Any]], path: Path) -> None:
                 )
             continue
         if label == "none":
-            for ax, key in ((axes[0], "test/accuracy"), (axes[1], f"test/effective_rank/{first}")):
-                ax.axhline(
-                    group[0][key]["mean"], color="k", lw=0.8, ls="--", label=f"none ({key.split('/')[1]})"
-                )
+            reference = (
+                (axes[0], "test/accuracy", "--"),
+                (axes[1], f"test/effective_rank/{first}", "--"),
+                (axes[1], f"test/effective_rank/{last}", ":"),
+                (axes[3], f"test/dead_fraction/{last}", ":"),
+            )
+            for ax, key, style in reference:
+                ax.axhline(group[0][key]["mean"], color="k", lw=0.8, ls=style, label=f"none, {key[5:]}")
             continue
         x = [r["weight_decay"] for r in group]
         line = band(axes[0], x, group, "test/accuracy", "o-", label=label)
@@ -279,6 +283,7 @@ def _plot_sweep(rows: list[dict[str, Any]], path: Path) -> None:
             band(
                 axes[1], x, group, f"test/effective_rank/{layer}", fmt, color=color, label=f"{label}, {layer}"
             )
+        band(axes[3], x, group, f"test/dead_fraction/{last}", "^:", color=color, label=label)
     axes[0].set(xscale="log", xlabel="weight decay", title="test accuracy (mean, 95% interval over seeds)")
     axes[1].set(
         xscale="log",
@@ -287,6 +292,7 @@ def _plot_sweep(rows: list[dict[str, Any]], path: Path) -> None:
         title=f"effective rank ({first} solid, {last} dotted)",
     )
     axes[2].set(xlabel="dropout rate", ylabel="test accuracy", title="dropout baseline (no weight decay)")
+    axes[3].set(xscale="log", xlabel="weight decay", title=f"dead units, share ({last})")
     rank_axis.set_ylabel("effective rank")
     for ax in (*axes, rank_axis):
         if ax.get_legend_handles_labels()[0]:
