@@ -13,7 +13,7 @@ from test_supervised_data import write_cifar
 from syre_rl.presets import PROJECT_ROOT, load_preset
 from syre_rl.supervised.ensemble import member_decay
 from syre_rl.supervised.experiments import EXPERIMENTS
-from syre_rl.supervised.report import seed_summary, upgrade_results, write_report
+from syre_rl.supervised.report import seed_summary, upgrade_results, write_across, write_report
 from syre_rl.supervised.train import Stage, train
 
 CPU = torch.device("cpu")
@@ -279,3 +279,16 @@ def test_report_summarises_each_setting_over_its_seeds(tmp_path):
         and csv_lines[2].startswith("syre_wd1_s0.1,3")
     )
     assert "| none | 3 | 0.92 [" in (out / "tables.md").read_text()
+    # Runs that differ in one field (beta-VAE's beta): each setting's summary per value of the field.
+    for beta, run in ((10.0, "run10"), (1.0, "run1")):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "results.json").write_text(json.dumps({**results, "config": {"beta": beta}}))
+    out = write_across("beta", [tmp_path / "run10", tmp_path / "run1"], tmp_path / "across")
+    lines = (out / "across.csv").read_text().splitlines()
+    assert [line.split(",")[:2] for line in lines[1:]] == [
+        ["1.0", "none"],
+        ["1.0", "syre_wd1_s0.1"],
+        ["10.0", "none"],
+        ["10.0", "syre_wd1_s0.1"],
+    ]
+    assert "| none | 0.92 [" in (out / "across.md").read_text() and (out / "across.png").stat().st_size > 0

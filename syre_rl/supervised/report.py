@@ -1,6 +1,7 @@
 """Tables (Markdown) and figures (PNG) from a run's ``results.json``.
 
 python -m syre_rl.supervised.report runs/permuted-mnist docs/results/supervised/permuted-mnist
+python -m syre_rl.supervised.report --across beta docs/results/supervised/beta-vae runs/vae-b1 runs/vae-b10
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ import numpy as np
 
 from syre_rl.sweep.curves import bootstrap_band
 
-__all__ = ["LEGACY_METRICS", "LEGACY_NAMES", "seed_summary", "upgrade_results", "write_report"]
+__all__ = [
+    "LEGACY_METRICS",
+    "LEGACY_NAMES",
+    "seed_summary",
+    "upgrade_results",
+    "write_across",
+    "write_report",
+]
 
 # Method names of results written before the one registry (docs/methods.md): old name -> registry name.
 LEGACY_NAMES = {"vanilla": "none", "wd": "l2"}
@@ -93,7 +101,7 @@ def _write_summary(rows: list[dict[str, Any]], out_dir: Path) -> str:
             [
                 r["setting"],
                 r["seeds"],
-                *[f"{r[k]['mean']:.3g} [{r[k]['lo']:.3g}, {r[k]['hi']:.3g}]" for k in shown],
+                *[_interval(r[k]) for k in shown],
             ]
             for r in rows
         ],
@@ -115,6 +123,11 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _interval(q: dict[str, float]) -> str:
+    """``mean [lo, hi]`` of a seed summary's statistic."""
+    return f"{q['mean']:.3g} [{q['lo']:.3g}, {q['hi']:.3g}]"
 
 
 def _members_table(results: dict[str, Any]) -> str:
@@ -332,7 +345,65 @@ def write_report(run_dir: str | Path, out_dir: str | Path) -> Path:
     return out_dir
 
 
+def write_across(field: str, run_dirs: list[str | Path], out_dir: str | Path) -> Path:
+    """Runs that differ in one preset field (``beta`` of ``beta-vae``): each setting's seed summary per value of
+    the field, as ``across.csv`` / ``across.json``, ``across.md`` (one table per metric) and ``across.png``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for run_dir in run_dirs:
+        results = upgrade_results(json.loads((Path(run_dir) / "results.json").read_text()))
+        rows += [{field: results["config"][field], **row} for row in seed_summary(results)]
+    rows.sort(key=lambda r: r[field])
+    metrics = [k for k in rows[0] if isinstance(rows[0][k], dict)]
+    (out_dir / "across.json").write_text(json.dumps(rows, indent=1) + "\n")
+    stats = ("mean", "lo", "hi", "min", "max")
+    with (out_dir / "across.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([field, "setting", "seeds"] + [f"{k}:{s}" for k in metrics for s in stats])
+        for r in rows:
+            writer.writerow([r[field], r["setting"], r["seeds"]] + [r[k][s] for k in metrics for s in stats])
+    values = sorted({r[field] for r in rows})
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    cell = {(r["setting"], r[field]): r for r in rows}
+    parts = [f"# Across {field}: mean over seeds [95% bootstrap interval of the mean]"]
+    for key in metrics:
+        table_rows = [
+            [name, *[_interval(cell[name, v][key]) if (name, v) in cell else "" for v in values]]
+            for name in settings
+        ]
+        parts += [f"## {key}", _table(["setting", *[f"{field} {v:g}" for v in values]], table_rows)]
+    (out_dir / "across.md").write_text("\n\n".join(parts) + "\n")
+
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    shown = [k for k in metrics if not k.startswith("train/")]
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6))
+    for ax, key in zip(list(axes) if len(shown) > 1 else [axes], shown, strict=True):
+        for name in settings:
+            pts = [cell[name, v][key] for v in values if (name, v) in cell]
+            xs = [v for v in values if (name, v) in cell]
+            mean = [q["mean"] for q in pts]
+            err = [[q["mean"] - q["lo"] for q in pts], [q["hi"] - q["mean"] for q in pts]]
+            ax.errorbar(xs, mean, yerr=err, fmt="o-", capsize=2, ms=4, label=name)
+        ax.set(xlabel=field, title=key)
+    fig.axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir / "across.png", dpi=110)
+    plt.close(fig)
+    return out_dir
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m syre_rl.supervised.report RUN_DIR OUT_DIR")
-    print(write_report(sys.argv[1], sys.argv[2]))
+    if len(sys.argv) >= 5 and sys.argv[1] == "--across":
+        print(write_across(sys.argv[2], sys.argv[4:], sys.argv[3]))
+    elif len(sys.argv) == 3:
+        print(write_report(sys.argv[1], sys.argv[2]))
+    else:
+        sys.exit(
+            "usage: python -m syre_rl.supervised.report RUN_DIR OUT_DIR\n"
+            "       python -m syre_rl.supervised.report --across FIELD OUT_DIR RUN_DIR..."
+        )
