@@ -97,8 +97,10 @@ class Syre(nn.Module):
     """Weight decay toward a fixed random anchor: the anchor form of syre, for any model and optimizer.
 
     Being an ``nn.Module`` whose buffers are the anchors, it travels with a model it is a submodule of:
-    ``state_dict`` saves the anchors, ``.to(device)`` moves them. It holds references to the model's parameters
-    without registering them, so ``syre.parameters()`` is empty.
+    ``state_dict`` saves the anchors (tensors only; the settings are constructor arguments), ``.to(device)`` moves
+    them, and ``load_state_dict`` follows torch's ``strict`` contract. It holds references to the model's
+    parameters without registering them, so ``syre.parameters()`` is empty. A copy is detached (see
+    :meth:`__getstate__`).
 
     :param module_or_named_params: the model, or ``(name, tensor)`` pairs, or tensors.
     :param gamma: decay strength (torch's ``weight_decay`` convention: penalty ``gamma/2 ||w - theta0||^2``).
@@ -201,10 +203,6 @@ class Syre(nn.Module):
             bool(torch.isfinite(d).all() and (d >= 0).all()) for d in given_diags.values()
         ):
             raise ValueError("diagonals must be finite and non-negative")
-        if given is not None:
-            self._stds = [
-                float(given[n].double().std()) if given[n].numel() > 1 else 0.0 for n in self._names
-            ]
         if self.anchor_storage == "tensor":
             for name, param, std, tensor_seed in zip(self._names, self._params, self._stds, self._seeds):
                 anchor, diag = self._draw(param, std, tensor_seed)
@@ -215,6 +213,9 @@ class Syre(nn.Module):
                     diag = given_diags[name].detach().to(param.device, param.dtype, copy=True)
                 if diag is not None:
                     self.register_buffer(_buffer_key("D", name), diag)
+        else:  # the seed regenerates every anchor: it is the state that must travel
+            self.register_buffer("anchor_seed", torch.tensor(self.seed, dtype=torch.int64))
+        self._given_anchors = given is not None
         self._optimizer: weakref.ref[torch.optim.Optimizer] | None = None
         self._handles: list[Any] = []
         self._groups: list[tuple[dict[str, Any], list[int]]] = []
@@ -292,11 +293,14 @@ class Syre(nn.Module):
     def summary(self) -> dict[str, float | int | str]:
         """What a run log should say about the anchors: how many, how large, which settings."""
         numel = sum(p.numel() for p in self._params)
+        stds = self._stds
+        if self._given_anchors:  # given (or since loaded) anchors: their own spread, not a drawing scale
+            stds = [float(a.double().std()) if a.numel() > 1 else 0.0 for a in self.anchors.values()]
         return {
             "count": len(self._params),
             "numel": numel,
-            "mean_std": sum(s * p.numel() for s, p in zip(self._stds, self._params)) / numel,
-            "max_std": max(self._stds),
+            "mean_std": sum(s * p.numel() for s, p in zip(stds, self._params)) / numel,
+            "max_std": max(stds),
             **self._config(),
         }
 
@@ -387,6 +391,8 @@ class Syre(nn.Module):
 
     @torch.no_grad()
     def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self.gamma == 0:  # no decay: leave the step exactly as the plain optimizer's
+            return
         if len(optimizer.param_groups) != self._n_groups:  # add_param_group was called since attach
             self._index_groups(optimizer)
         for group, idx, params, anchors, diags in self._lists():
@@ -434,39 +440,48 @@ class Syre(nn.Module):
                 self._decoupled([self._params[i]], [anchor], diags, lr)
 
     # ---------------------------------------------------------------------------------------- state
-    def get_extra_state(self) -> dict[str, Any]:
-        return {
-            "version": 1,
-            "config": self._config(),
-            "names": list(self._names),
-            "shapes": [tuple(p.shape) for p in self._params],
-            "stds": list(self._stds),
-            "seeds": list(self._seeds),
-        }
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        config = state["config"]
-        self.gamma, self.sigma0, self.spread = config["gamma"], config["sigma0"], config["spread"]
-        self.mode, self.anchor_scale, self.seed = config["mode"], config["anchor_scale"], config["seed"]
-        self._stds, self._seeds = list(state["stds"]), list(state["seeds"])
+    # The state dict holds tensors only: the anchors and diagonals (tensor storage) or the base seed as a 0-d int64
+    # tensor (seed storage). Settings (gamma, sigma0, mode, selection, ...) are constructor arguments: build the
+    # Syre the same way, then load. Missing, unexpected and mis-shaped entries are torch's own load errors.
 
     def _load_from_state_dict(
-        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+        self,
+        state_dict: Mapping[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
     ) -> None:
-        # Validate the whole state before anything is copied, so that a mismatch changes nothing.
-        extra = state_dict.get(prefix + "_extra_state")
-        if not isinstance(extra, dict) or extra.get("version") != 1:
-            raise ValueError(f"{prefix or 'Syre'}: not a Syre state (missing or unknown '_extra_state')")
-        ours = [tuple(p.shape) for p in self._params]
-        theirs = [tuple(s) for s in extra["shapes"]]
-        if extra["names"] != self._names or theirs != ours:
-            raise ValueError(
-                "Syre state is for other parameters: "
-                f"saved {list(zip(extra['names'], theirs))}, this model {list(zip(self._names, ours))}"
-            )
-        storage = extra["config"]["anchor_storage"]
-        if storage != self.anchor_storage:
-            raise ValueError(f"Syre state uses anchor_storage={storage!r}, this one {self.anchor_storage!r}")
-        if extra["config"]["diagonal"] != self._has_diag:
-            raise ValueError("Syre state and this Syre disagree on whether a diagonal D is used")
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        # Check every shape first, so that a mismatch leaves all of this Syre's tensors as they were.
+        mismatched = [
+            f"size mismatch for {prefix}{name}: copying a param with shape {tuple(state_dict[prefix + name].shape)} "
+            f"from checkpoint, the shape in current model is {tuple(tensor.shape)}."
+            for name, tensor in self._buffers.items()
+            if tensor is not None
+            and isinstance(state_dict.get(prefix + name), Tensor)
+            and state_dict[prefix + name].shape != tensor.shape
+        ]
+        if mismatched:
+            error_msgs.extend(mismatched)
+            return
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        if self.anchor_storage == "seed" and prefix + "anchor_seed" in state_dict:
+            self._set_seed(int(self.anchor_seed))
+
+    def _set_seed(self, seed: int) -> None:
+        self.seed = seed
+        self._seeds = [_tensor_seed(seed, n) for n in self._names]
+        self._step_lists = None
+
+    # ------------------------------------------------------------------------------------------ copies
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (``copy.deepcopy``, pickle) is detached: torch's optimizers do not copy their step hooks, so the
+        copy's optimizer (if any) would not call it. Whoever owns the copy attaches it again (the SB3 policies
+        here do so for their copied optimizers)."""
+        state = dict(super().__getstate__())
+        state.update(_optimizer=None, _handles=[], _groups=[], _step_lists=None)
+        return state

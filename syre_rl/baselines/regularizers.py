@@ -7,6 +7,7 @@ before the step, as ``torch.optim.Adam(weight_decay=)`` does) and share its step
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterable
 from typing import Any
 
@@ -89,12 +90,19 @@ class ShrinkPerturb(SeededMethod):
     :param shrink: fraction taken off each weight per step (the reference 1e-4 plays the role of weight decay).
     :param noise_std: std of the Gaussian noise added per step.
     :param seed: seed of the noise.
+    :param exclude: glob patterns of parameter names to leave alone.
     """
 
     name = "shrink-perturb"
 
     def __init__(
-        self, model: nn.Module, *, shrink: float = 1e-4, noise_std: float = 1e-5, seed: int | None = None
+        self,
+        model: nn.Module,
+        *,
+        shrink: float = 1e-4,
+        noise_std: float = 1e-5,
+        seed: int | None = None,
+        exclude: str | Iterable[str] | None = None,
     ) -> None:
         super().__init__(seed)
         if not 0.0 <= shrink < 1.0:
@@ -102,7 +110,12 @@ class ShrinkPerturb(SeededMethod):
         if not noise_std >= 0.0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std!r}")
         self.shrink, self.noise_std = float(shrink), float(noise_std)
-        self._params = [p for p in model.parameters() if p.requires_grad]
+        patterns = (exclude,) if isinstance(exclude, str) else tuple(exclude or ())
+        self._params = [
+            p
+            for n, p in model.named_parameters()
+            if p.requires_grad and not any(fnmatch.fnmatchcase(n, pat) for pat in patterns)
+        ]
 
     def _attach(self, optimizer: torch.optim.Optimizer) -> None:
         self._handles.append(optimizer.register_step_post_hook(self._post_step))

@@ -9,7 +9,7 @@ optimizer's per-element state (Adam's moments) of those entries is cleared.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -65,6 +65,7 @@ class _UnitResetMethod(SeededMethod):
         layers: Sequence[HiddenLayer] | None,
         weight_decay: float,
         seed: int | None,
+        exclude: str | Iterable[str] | None = None,
     ) -> None:
         if not weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
@@ -78,7 +79,7 @@ class _UnitResetMethod(SeededMethod):
         )
         stds = [float(layer.in_layer.weight.detach().float().std()) for layer in self.layers]
         self.register_buffer("init_std", torch.tensor(stds, dtype=torch.float64))
-        self.l2 = L2(model, weight_decay=weight_decay) if weight_decay > 0 else None
+        self.l2 = L2(model, weight_decay=weight_decay, exclude=exclude) if weight_decay > 0 else None
 
     def _attach(self, optimizer: torch.optim.Optimizer) -> None:
         if self.l2 is not None:
@@ -113,6 +114,7 @@ class ReDo(_UnitResetMethod):
     :param every: optimizer steps between checks.
     :param weight_decay: coupled L2 added alongside (the reference setting 1e-4; 0 for none).
     :param seed: seed of the re-initialisation.
+    :param exclude: glob patterns of parameter names the L2 leaves alone.
     """
 
     name = "redo"
@@ -126,12 +128,13 @@ class ReDo(_UnitResetMethod):
         every: int = 100,
         weight_decay: float = 1e-4,
         seed: int | None = None,
+        exclude: str | Iterable[str] | None = None,
     ) -> None:
         if not tau >= 0:
             raise ValueError(f"tau must be >= 0, got {tau!r}")
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}")
-        super().__init__(model, layers, weight_decay, seed)
+        super().__init__(model, layers, weight_decay, seed, exclude)
         self.tau, self.every = float(tau), every
         self.updates = 0
         self.resets = [0] * len(self.layers)
@@ -174,6 +177,7 @@ class CBP(_UnitResetMethod):
     :param decay: utility's running-average decay.
     :param weight_decay: coupled L2 added alongside (the reference setting 1e-4; 0 for none).
     :param seed: seed of the re-initialisation.
+    :param exclude: glob patterns of parameter names the L2 leaves alone.
     """
 
     name = "cbp"
@@ -188,6 +192,7 @@ class CBP(_UnitResetMethod):
         decay: float = 0.99,
         weight_decay: float = 1e-4,
         seed: int | None = None,
+        exclude: str | Iterable[str] | None = None,
     ) -> None:
         if not 0.0 <= replacement_rate <= 1.0:
             raise ValueError(f"replacement_rate must be in [0, 1], got {replacement_rate!r}")
@@ -195,7 +200,7 @@ class CBP(_UnitResetMethod):
             raise ValueError(f"maturity_threshold must be a non-negative integer, got {maturity_threshold!r}")
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay!r}")
-        super().__init__(model, layers, weight_decay, seed)
+        super().__init__(model, layers, weight_decay, seed, exclude)
         self.replacement_rate, self.maturity_threshold, self.decay = (
             float(replacement_rate),
             maturity_threshold,
