@@ -9,7 +9,7 @@ networks and saves on its own), so its tensors are part of ``policy.state_dict()
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -99,6 +99,23 @@ class OptimizerMethodMixin:
 
     def _reattach_methods(self) -> None:
         raise NotImplementedError
+
+    # ---------------------------------------------------------------------------------------------- state
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """torch's contract, plus: a shape mismatch anywhere fails before any tensor is copied (torch itself copies
+        the matching entries first), so a failed load leaves the policy as it was."""
+        own = self.state_dict()  # type: ignore[attr-defined]
+        mismatched = [
+            f"size mismatch for {key}: copying a param with shape {tuple(value.shape)} from checkpoint, "
+            f"the shape in current model is {tuple(own[key].shape)}."
+            for key, value in state_dict.items()
+            if key in own and isinstance(value, torch.Tensor) and value.shape != own[key].shape
+        ]
+        if mismatched:
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(mismatched)
+            )
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)  # type: ignore[misc]
 
     # -------------------------------------------------------------------------------------------- copies
     def __setstate__(self, state: dict[str, Any]) -> None:
