@@ -411,7 +411,9 @@ def test_load_state_dict_follows_torchs_strict_contract() -> None:
     for strict in (True, False):
         with pytest.raises(RuntimeError, match="size mismatch for theta0/weight"):
             target.load_state_dict(small.state_dict(), strict=strict)
-        assert all(torch.equal(before[n], target.anchors[n]) for n in before)  # bias shapes agree: untouched too
+        assert all(
+            torch.equal(before[n], target.anchors[n]) for n in before
+        )  # bias shapes agree: untouched too
 
     # Other settings that change the state's layout show up as missing/unexpected keys, the torch way.
     with pytest.raises(RuntimeError, match="Unexpected key.*D/weight"):

@@ -109,7 +109,10 @@ def test_learns_on_pybullet_with_fixed_anchors(algo, policy, kwargs, steps, loss
     before, anchors_before = snapshot(model.policy), anchors(model.policy)
     owners = model.policy.syre_modules
     assert set(owners) == ({"actor", "critic"} if algo in (SAC, TD3) else {""})
-    for path, syre in owners.items():  # every parameter its optimizer trains is anchored, except SB3's log_std
+    for (
+        path,
+        syre,
+    ) in owners.items():  # every parameter its optimizer trains is anchored, except SB3's log_std
         owner = model.policy.get_submodule(path)
         held = sum(p.numel() for g in owner.optimizer.param_groups for p in g["params"])
         log_std = getattr(owner, "log_std", None)

@@ -23,15 +23,14 @@ from syre_rl.policies import (
     SyreActorCriticPolicy,
     SyreMixin,
     SyreSACPolicy,
-    SyreTD3Policy,
 )
 from syre_rl.policies.catalog import ALGORITHMS, SYRE_POLICIES
-
 
 
 def tiny() -> dict:
     """Small networks (a fresh dict each time: SB3's off-policy algorithms write into policy_kwargs)."""
     return {"net_arch": [8]}
+
 
 DISCRETE_ONLY = (DQN, QRDQN, MaskablePPO)
 CONTINUOUS_ONLY = {"SAC", "TD3", "DDPG", "TQC", "CrossQ"}
@@ -47,7 +46,11 @@ def env_for(algo: type, alias: str) -> gym.Env:
 
 
 def build(algo: type, policy: str | type, env: gym.Env, seed: int = 0, **kwargs) -> object:
-    extra = {"buffer_size": 200, "learning_starts": 20} if algo.__name__ in CONTINUOUS_ONLY | {"DQN", "QRDQN"} else {}
+    extra = (
+        {"buffer_size": 200, "learning_starts": 20}
+        if algo.__name__ in CONTINUOUS_ONLY | {"DQN", "QRDQN"}
+        else {}
+    )
     if "policy_kwargs" not in kwargs:
         kwargs["policy_kwargs"] = tiny()
     if "Cnn" in str(policy):
@@ -56,10 +59,7 @@ def build(algo: type, policy: str | type, env: gym.Env, seed: int = 0, **kwargs)
 
 
 CASES = [
-    (algo, alias)
-    for algo in ALGORITHMS
-    for alias in algo.policy_aliases
-    if not alias.startswith("Syre")
+    (algo, alias) for algo in ALGORITHMS for alias in algo.policy_aliases if not alias.startswith("Syre")
 ]
 
 
@@ -171,7 +171,10 @@ def test_deepcopy_keeps_syre_on_the_copys_own_optimizer(policy_class: type) -> N
     for path, syre in twin.syre_modules.items():
         owner, original_owner = twin.get_submodule(path), original.get_submodule(path)
         assert syre._optimizer() is owner.optimizer and owner.optimizer is not original_owner.optimizer
-        assert all(p is q for p, q in zip(syre._params, [p for n, p in owner.named_parameters() if n in syre.param_names]))
+        assert all(
+            p is q
+            for p, q in zip(syre._params, [p for n, p in owner.named_parameters() if n in syre.param_names])
+        )
         untouched = params(original)
         name = syre.param_names[0]
         weight = dict(owner.named_parameters())[name]
@@ -195,12 +198,16 @@ def test_plasticity_policies_refuse_to_be_copied() -> None:
 def test_actor_critic_and_target_round_trips_sb3_performs(tmp_path, algo: type) -> None:
     """SB3 copies the critic into the target (``load_state_dict``) and saves/loads the actor on its own: the
     anchors live on the policy, so those modules keep SB3's contracts."""
-    model = algo("SyreMlpPolicy", "Pendulum-v1", policy_kwargs=tiny(), learning_starts=20, device="cpu", seed=0)
+    model = algo(
+        "SyreMlpPolicy", "Pendulum-v1", policy_kwargs=tiny(), learning_starts=20, device="cpu", seed=0
+    )
     model.learn(40)
     policy = model.policy
     assert set(policy.syre_modules) == {"actor", "critic"}
     policy.critic_target.load_state_dict(policy.critic.state_dict())  # strict: raises on any syre key
-    assert all(torch.equal(a, b) for a, b in zip(policy.critic.parameters(), policy.critic_target.parameters()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(policy.critic.parameters(), policy.critic_target.parameters())
+    )
     policy.actor.save(tmp_path / "actor.pth")
     actor = type(policy.actor).load(tmp_path / "actor.pth")
     obs = np.zeros((4, 3), dtype=np.float32)
@@ -212,7 +219,9 @@ def test_actor_critic_and_target_round_trips_sb3_performs(tmp_path, algo: type) 
 def test_warm_start_both_ways(tmp_path) -> None:
     """A syre model loads a plain checkpoint with ``exact_match=False`` (weights from it, fresh anchors of its
     own); a plain model loads a syre checkpoint the same way, ignoring syre's entries. Strict loads refuse."""
-    plain = PPO("MlpPolicy", "Pendulum-v1", policy_kwargs=tiny(), n_steps=64, batch_size=32, device="cpu", seed=0)
+    plain = PPO(
+        "MlpPolicy", "Pendulum-v1", policy_kwargs=tiny(), n_steps=64, batch_size=32, device="cpu", seed=0
+    )
     plain.learn(64)
     plain.save(tmp_path / "plain.zip")
     syre = PPO("SyreMlpPolicy", "Pendulum-v1", policy_kwargs=tiny(), device="cpu", seed=1)
@@ -223,7 +232,9 @@ def test_warm_start_both_ways(tmp_path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(plain.policy.parameters(), syre.policy.parameters()))
     assert all(torch.equal(fresh[n], a) for n, a in syre.policy.syre.anchors.items())
     assert all(a.abs().max() > 0 for a in fresh.values())
-    assert syre.policy.syre._optimizer() is syre.policy.optimizer  # still acting after the optimizer was loaded
+    assert (
+        syre.policy.syre._optimizer() is syre.policy.optimizer
+    )  # still acting after the optimizer was loaded
 
     syre.learn(64)
     syre.save(tmp_path / "syre.zip")

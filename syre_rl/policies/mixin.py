@@ -101,7 +101,9 @@ class OptimizerMethodMixin:
         raise NotImplementedError
 
     # ---------------------------------------------------------------------------------------------- state
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
         """torch's contract, plus: a shape mismatch anywhere fails before any tensor is copied (torch itself copies
         the matching entries first), so a failed load leaves the policy as it was."""
         own = self.state_dict()  # type: ignore[attr-defined]
