@@ -70,9 +70,13 @@ class OptimizerMethodMixin:
         if not owners:
             raise ValueError(f"{type(self).__name__}: SB3 built no optimizer to attach the method to")
         self._method_owners = tuple(path for path, _ in owners)
-        for i, (path, owner) in enumerate(owners):
-            method = self._build_method(i, owner, owner.optimizer)
-            self.add_module(self._method_name(path), method)  # type: ignore[attr-defined]
+        methods = {
+            self._method_name(path): self._build_method(i, owner, owner.optimizer)
+            for i, (path, owner) in enumerate(owners)
+        }
+        # The methods come first among the submodules, so SB3's own entries of the state dict keep their order and
+        # the last place (SB3's code and tests treat the last entry specially, e.g. CrossQ's step counter).
+        self._modules = {**methods, **self._modules}  # type: ignore[has-type]
 
     def _method_name(self, path: str) -> str:
         return self.method_attribute + ("_" + path.replace(".", "_") if path else "")
