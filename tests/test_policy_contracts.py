@@ -190,7 +190,7 @@ def test_deepcopy_keeps_syre_on_the_copys_own_optimizer(policy_class: type) -> N
 
 def test_plasticity_policies_refuse_to_be_copied() -> None:
     model = PPO(PlasticityActorCriticPolicy, "Pendulum-v1", policy_kwargs=dict(plasticity_method="l2"))
-    with pytest.raises(TypeError, match="cannot be deep-copied"):
+    with pytest.raises(TypeError, match="cannot be copied"):
         copy.deepcopy(model.policy)
 
 

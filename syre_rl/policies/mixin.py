@@ -213,13 +213,16 @@ class PlasticityMixin(OptimizerMethodMixin):
             kwargs["exclude"] = self._exclude(kwargs.get("exclude"))
         return make_method(self.plasticity_method_name, owner, optimizer, **kwargs)
 
-    def _reattach_methods(self) -> None:
-        raise NotImplementedError  # never reached: __deepcopy__ refuses first
+    def _reattach_methods(self) -> None:  # unpickling
+        raise self._not_copyable()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        raise TypeError(
-            f"{type(self).__name__} cannot be deep-copied: its {self.plasticity_method_name!r} method keeps hooks "
-            "on the optimizer and the network that a copy would not carry over; save and load the model instead"
+        raise self._not_copyable()
+
+    def _not_copyable(self) -> TypeError:
+        return TypeError(
+            f"{type(self).__name__} cannot be copied or unpickled: its {self.plasticity_method_name!r} method keeps "
+            "hooks on the optimizer and the network that a copy would not carry over; save and load the model"
         )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
