@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import sys
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -72,7 +73,10 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder):
 
         def exec_then_register(module: ModuleType) -> None:
             exec_module(module)
-            _register_policies(finished=fullname)
+            try:
+                _register_policies(finished=fullname)
+            except ImportError as error:  # never break the user's import of SB3 itself
+                warnings.warn(f"syre_rl: the Syre* policy names are not registered: {error}", stacklevel=2)
 
         spec.loader.exec_module = exec_then_register  # type: ignore[method-assign]
         return spec

@@ -83,19 +83,31 @@ def index_reachable() -> bool:
         return False
 
 
-def sdist_tests(dist: str) -> Path:
-    """``<cache>/<dist>-<version>/`` holding the release's ``tests/`` and ``pyproject.toml`` (pytest settings)."""
-    version = importlib.metadata.version(dist)
-    target = CACHE / f"{dist}-{version}"
+def sdist_tests(dist: str, version: str | None = None, cache: Path = CACHE) -> Path:
+    """``<cache>/<dist>-<version>/`` holding the release's ``tests/`` and ``pyproject.toml`` (pytest settings);
+    ``version`` defaults to the installed one."""
+    version = version or importlib.metadata.version(dist)
+    target = cache / f"{dist}-{version}"
     if (target / "tests").is_dir():
         return target
-    CACHE.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
     stem = f"{dist.replace('-', '_')}-{version}"
-    archive = CACHE / f"{stem}.tar.gz"
+    archive = cache / f"{stem}.tar.gz"
     if not archive.exists():
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:"]
-            + [f"{dist}=={version}", "-d", str(CACHE)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "--retries",
+                "2",
+            ]
+            + [f"{dist}=={version}", "-d", str(cache)],
             capture_output=True,
             text=True,
             timeout=600,
@@ -105,7 +117,7 @@ def sdist_tests(dist: str) -> Path:
                 pytest.skip(f"package index {index_url()} unreachable: cannot fetch {dist} {version}'s tests")
             pytest.fail(f"pip download {dist}=={version} failed:\n{result.stderr[-3000:]}")
     # Only tests/ and pyproject.toml: the package source stays out, so the installed package is what runs.
-    with tempfile.TemporaryDirectory(dir=CACHE) as tmp, tarfile.open(archive) as tar:
+    with tempfile.TemporaryDirectory(dir=cache) as tmp, tarfile.open(archive) as tar:
         members = [
             m
             for m in tar.getmembers()
@@ -156,3 +168,15 @@ def test_sb3_own_tests_pass_with_syre_policies(dist: str, tmp_path: Path) -> Non
         plain_failed, _ = run_pytest(root, unexplained, "", substitute=False, report=tmp_path / "plain.txt")
         unexplained = [test for test in unexplained if test not in plain_failed]
     assert not unexplained, f"{dist}: fails with the syre policies only: {unexplained}\n{output[-6000:]}"
+
+
+def test_skips_only_when_the_index_is_unreachable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unreachable index skips with the reason; a reachable index that cannot serve the release fails."""
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple/")  # nothing listens on the discard port
+    with pytest.raises(pytest.skip.Exception, match="unreachable"):
+        sdist_tests("stable-baselines3", cache=tmp_path)
+    monkeypatch.delenv("PIP_INDEX_URL")
+    if not index_reachable():
+        pytest.skip(f"package index {index_url()} unreachable")
+    with pytest.raises(pytest.fail.Exception, match="pip download"):
+        sdist_tests("stable-baselines3", version="0.0.0.dev424242", cache=tmp_path)
