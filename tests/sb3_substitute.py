@@ -14,13 +14,13 @@ import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from syre_rl.policies.catalog import ALGORITHMS, SYRE_POLICIES
+    from syre_rl.policies.catalog import ALGORITHMS, SYRE_TWINS
 
     for algorithm in ALGORITHMS:
         aliases = algorithm.policy_aliases
         for alias, base in list(aliases.items()):
-            if not alias.startswith("Syre") and base in SYRE_POLICIES:
-                aliases[alias] = SYRE_POLICIES[base]
+            if not alias.startswith("Syre") and base in SYRE_TWINS:
+                aliases[alias] = SYRE_TWINS[base]
 
 
 _BUILT: list[str] = []

@@ -24,7 +24,7 @@ from syre_rl.policies import (
     SyreMixin,
     SyreSACPolicy,
 )
-from syre_rl.policies.catalog import ALGORITHMS, SYRE_POLICIES
+from syre_rl.policies.catalog import ALGORITHMS, SYRE_TWINS
 
 
 def tiny() -> dict:
@@ -69,7 +69,7 @@ def test_every_alias_has_a_twin_that_keeps_sb3s_contracts(algo: type, alias: str
     global generator; the policy's state dict holds tensors only; SB3's own networks carry no syre entries; every
     optimizer the policy owns has its own attached Syre."""
     twin = algo.policy_aliases["Syre" + alias]
-    assert twin is SYRE_POLICIES[algo.policy_aliases[alias]] and issubclass(twin, SyreMixin)
+    assert twin is SYRE_TWINS[algo.policy_aliases[alias]] and issubclass(twin, SyreMixin)
     env = env_for(algo, alias)
     plain = build(algo, alias, env)
     after_plain = torch.get_rng_state()

@@ -21,7 +21,7 @@ from syre_rl.policies.mixin import PlasticityMixin, SyreMixin
 
 __all__ = [
     "ALGORITHMS",
-    "SYRE_POLICIES",
+    "SYRE_TWINS",
     "PlasticityActorCriticPolicy",
     "PlasticitySACPolicy",
     "register_aliases",
@@ -39,7 +39,7 @@ ALGORITHMS: tuple[type[BaseAlgorithm], ...] = tuple(
 )
 
 # SB3 class -> its syre twin.
-SYRE_POLICIES: dict[type[BasePolicy], type[BasePolicy]] = {}
+SYRE_TWINS: dict[type[BasePolicy], type[BasePolicy]] = {}
 
 
 def _twin_name(base: type[BasePolicy], family: type[BasePolicy]) -> str:
@@ -52,15 +52,15 @@ def _twin_name(base: type[BasePolicy], family: type[BasePolicy]) -> str:
 
 def syre_twin(base: type[BasePolicy]) -> type[BasePolicy]:
     """The syre twin of the SB3 policy class ``base`` (one class per base, created on first request)."""
-    if base not in SYRE_POLICIES:
+    if base not in SYRE_TWINS:
         family = next(c for c in reversed(base.__mro__) if issubclass(c, BasePolicy) and c is not BasePolicy)
         name = _twin_name(base, family if family is not ActorCriticPolicy else base)
         doc = f"SB3's ``{base.__module__}.{base.__qualname__}`` with syre on every optimizer it owns."
         twin = type(name, (SyreMixin, base), {"__module__": __name__, "__qualname__": name, "__doc__": doc})
-        SYRE_POLICIES[base] = twin
+        SYRE_TWINS[base] = twin
         globals()[name] = twin  # importable by name, so cloudpickle (SB3's save) stores a reference
         __all__.append(name)
-    return SYRE_POLICIES[base]
+    return SYRE_TWINS[base]
 
 
 for _algorithm in ALGORITHMS:
@@ -75,8 +75,8 @@ def register_aliases() -> None:
             algorithm.policy_aliases = dict(algorithm.policy_aliases)
         aliases = algorithm.policy_aliases
         for alias, base in list(aliases.items()):
-            if base in SYRE_POLICIES:
-                aliases.setdefault("Syre" + alias, SYRE_POLICIES[base])
+            if base in SYRE_TWINS:
+                aliases.setdefault("Syre" + alias, SYRE_TWINS[base])
 
 
 class PlasticityActorCriticPolicy(PlasticityMixin, ActorCriticPolicy):
