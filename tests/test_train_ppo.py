@@ -192,7 +192,9 @@ def test_every_agent_preset_validates_and_the_paper_arms_share_one_decay():
             load_agent_preset(algo, name)
     vanilla, wd, syre = (load_agent_preset("ppo", f"syre-paper{arm}") for arm in ("", "-wd", "-syre"))
     assert policy_kwargs(vanilla)["optimizer_kwargs"]["weight_decay"] == 0 and vanilla.method == "none"
-    assert policy_kwargs(wd)["optimizer_kwargs"]["weight_decay"] == syre.syre_kwargs()["gamma"] == 2e-3
+    # The weight-decay arm is the l2 method (Adam's coupled decay) so that, like syre, it leaves log_std alone.
+    assert wd.method == "l2" and policy_kwargs(wd)["optimizer_kwargs"]["weight_decay"] == 0
+    assert wd.method_kwargs["l2"]["weight_decay"] == syre.syre_kwargs()["gamma"] == 2e-3
     assert policy_kwargs(syre)["optimizer_kwargs"]["weight_decay"] == 0
     assert METHODS[syre.method]("ppo", syre, {})[0] is SyreActorCriticPolicy
     assert dataclasses.replace(vanilla, weight_decay=0, method="none") == dataclasses.replace(
