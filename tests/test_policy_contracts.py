@@ -15,7 +15,6 @@ import torch
 from sb3_contrib import QRDQN, TQC, MaskablePPO
 from stable_baselines3 import DQN, PPO, SAC, TD3
 from stable_baselines3.common.envs import FakeImageEnv, SimpleMultiObsEnv
-from stable_baselines3.common.logger import Logger
 
 from syre_rl.core import Syre
 from syre_rl.policies import (
@@ -256,46 +255,37 @@ def test_shape_mismatch_fails_and_changes_nothing() -> None:
         assert all(torch.equal(before[k], v) for k, v in large.policy.state_dict().items())
 
 
-def log_std_touched(policy_kwargs: dict, policy: type | str = "SyreMlpPolicy") -> bool:
-    """Whether one optimizer step with zero gradients moves PPO's log_std (Adam alone does not move it)."""
+def zero_grad_moves(policy_kwargs: dict, policy: type | str) -> dict[str, bool]:
+    """Which of PPO's parameters one optimizer step with zero loss gradients moves (weights moved off their
+    initial values first, so L2-Init has something to pull back; Adam alone moves nothing)."""
     model = PPO(policy, "Pendulum-v1", policy_kwargs={**tiny(), **policy_kwargs}, device="cpu", seed=0)
-    model.set_logger(Logger(None, []))
     with torch.no_grad():
-        model.policy.log_std.fill_(0.5)
+        for p in model.policy.parameters():
+            p.add_(0.5)
+    before = {n: p.detach().clone() for n, p in model.policy.named_parameters()}
     zero_grad_step(model.policy.optimizer)
-    return not torch.equal(model.policy.log_std.detach(), torch.full_like(model.policy.log_std, 0.5))
+    return {n: not torch.equal(before[n], p.detach()) for n, p in model.policy.named_parameters()}
 
 
-METHOD_CASES = {
-    "syre": ({}, "SyreMlpPolicy"),
-    "l2": ({"plasticity_method": "l2"}, PlasticityActorCriticPolicy),
-    "l2-init": ({"plasticity_method": "l2-init"}, PlasticityActorCriticPolicy),
-    "shrink-perturb": ({"plasticity_method": "shrink-perturb"}, PlasticityActorCriticPolicy),
-    "cbp": ({"plasticity_method": "cbp"}, PlasticityActorCriticPolicy),
-    "redo": ({"plasticity_method": "redo"}, PlasticityActorCriticPolicy),
+STRONG = {
+    "syre": ("SyreMlpPolicy", "syre_kwargs", {"gamma": 0.5, "sigma0": 1.0}),
+    **{
+        name: (PlasticityActorCriticPolicy, "method_kwargs", {"weight_decay": 0.5})
+        for name in ("l2", "l2-init", "shrink-perturb", "cbp", "redo")
+    },
 }
 
 
-@pytest.mark.parametrize("method", list(METHOD_CASES))
+@pytest.mark.parametrize("method", list(STRONG))
 def test_one_log_std_rule_for_every_method(method: str) -> None:
-    """By default no method touches PPO's log_std; ``decay_log_std=True`` lets each one act on it; a method's
-    own ``exclude`` adds to the default instead of replacing it."""
-    kwargs, policy = METHOD_CASES[method]
-    strong = {
-        "syre": {"syre_kwargs": {"gamma": 0.5, "sigma0": 1.0}},
-        "l2": {"method_kwargs": {"weight_decay": 0.5}},
-        "l2-init": {"method_kwargs": {"weight_decay": 0.5}},
-        "shrink-perturb": {"method_kwargs": {"shrink": 0.1}},
-        "cbp": {"method_kwargs": {"weight_decay": 0.5}},
-        "redo": {"method_kwargs": {"weight_decay": 0.5}},
-    }[method]
-    if method == "l2-init":  # decays toward the initial log_std: start elsewhere to see it
-        strong = {"method_kwargs": {"weight_decay": 0.5}, "log_std_init": 1.0}
-    assert not log_std_touched({**kwargs, **strong}, policy)
-    assert log_std_touched({**kwargs, **strong, "decay_log_std": True}, policy)
-    key = "syre_kwargs" if method == "syre" else "method_kwargs"
-    with_exclude = {**kwargs, **strong, key: {**strong[key], "exclude": "value_net.*"}}
-    assert not log_std_touched(with_exclude, policy)
+    """No method touches PPO's log_std, though each moves the weights; a method's own ``exclude`` adds to that
+    default instead of replacing it."""
+    policy, key, settings = STRONG[method]
+    base = {} if method == "syre" else {"plasticity_method": method}
+    moved = zero_grad_moves({**base, key: settings}, policy)
+    assert not moved["log_std"] and moved["action_net.weight"] and moved["value_net.weight"]
+    moved = zero_grad_moves({**base, key: {**settings, "exclude": "value_net.*"}}, policy)
+    assert not moved["log_std"] and not moved["value_net.weight"] and moved["action_net.weight"]
 
 
 def test_syre_exclude_adds_to_the_default() -> None:

@@ -19,7 +19,6 @@ from syre_rl.policies import catalog
 from syre_rl.policies.catalog import *  # noqa: F403  (the generated twins)
 from syre_rl.policies.mixin import (
     DEFAULT_SYRE_KWARGS,
-    LOG_STD_EXCLUDE,
     OptimizerMethodMixin,
     PlasticityMixin,
     SyreMixin,
@@ -27,7 +26,6 @@ from syre_rl.policies.mixin import (
 
 __all__ = [
     "DEFAULT_SYRE_KWARGS",
-    "LOG_STD_EXCLUDE",
     "OptimizerMethodMixin",
     "PlasticityMixin",
     "SyreMixin",

@@ -8,8 +8,7 @@ networks and saves on its own), so its tensors are part of ``policy.state_dict()
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -17,21 +16,11 @@ from torch import nn
 
 from syre_rl.baselines import METHODS as PLASTICITY_METHODS
 from syre_rl.baselines import PlasticityMethod, make_method
+from syre_rl.baselines.base import exclude_patterns
 from syre_rl.core import Syre
 
 # The syre paper's PPO setting: weight decay 0.002 toward anchors of std 0.01 / sqrt(fan_in).
 DEFAULT_SYRE_KWARGS: dict[str, Any] = {"gamma": 2e-3, "sigma0": 0.01, "spread": 0.0, "mode": "coupled"}
-
-# Parameters every method leaves alone unless the policy gets ``decay_log_std=True``: SB3's state-independent
-# ``log_std`` of PPO/A2C/TRPO is the exploration noise, not a network weight (SAC's ``log_std`` is a Linear layer,
-# ``log_std.weight``, and is not matched). A method's own ``exclude=`` adds to this.
-LOG_STD_EXCLUDE: tuple[str, ...] = ("log_std",)
-
-
-def _patterns(value: str | Iterable[str] | None) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def peek_seed() -> int:
@@ -49,16 +38,9 @@ class OptimizerMethodMixin:
     run. Every module of the policy with an ``optimizer`` attribute is an *owner* (the policy itself for
     actor-critic and DQN policies; ``actor`` and ``critic`` for SAC, TD3, TQC, CrossQ); the method for owner
     ``path`` is the policy's submodule ``<method_attribute>`` (path ``""``) or ``<method_attribute>_<path>``.
-
-    :param decay_log_std: let the method act on SB3's state-independent ``log_std`` too (default: leave it alone,
-        for syre and every competing method alike).
     """
 
     method_attribute: ClassVar[str]
-
-    def __init__(self, *args: Any, decay_log_std: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.decay_log_std = bool(decay_log_std)
 
     # ------------------------------------------------------------------------------------------ owners
     def _attach_methods(self) -> None:
@@ -88,11 +70,6 @@ class OptimizerMethodMixin:
         """The owner's parameters its optimizer trains (SAC's critic optimizer may skip a shared extractor)."""
         held = {id(p) for group in optimizer.param_groups for p in group["params"]}
         return [(name, p) for name, p in owner.named_parameters() if id(p) in held]
-
-    def _exclude(self, extra: str | Iterable[str] | None) -> tuple[str, ...] | None:
-        """The policy's default exclusion plus the caller's patterns (never instead of them)."""
-        patterns = (() if self.decay_log_std else LOG_STD_EXCLUDE) + _patterns(extra)
-        return tuple(dict.fromkeys(patterns)) or None
 
     def method_modules(self) -> dict[str, nn.Module]:
         """Owner path -> its method module (``{"": module}`` for actor-critic policies)."""
@@ -130,18 +107,14 @@ class OptimizerMethodMixin:
         super().__setstate__(state)  # type: ignore[misc]
         self._reattach_methods()
 
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()  # type: ignore[misc]
-        data["decay_log_std"] = self.decay_log_std
-        return data
-
 
 class SyreMixin(OptimizerMethodMixin):
     """Mix in before an SB3 policy class: ``class P(SyreMixin, ActorCriticPolicy)``.
 
     :param syre_kwargs: keyword arguments of :class:`~syre_rl.core.Syre` (``gamma``, ``sigma0``, ``spread``,
-        ``mode``, ``include``, ``exclude``, ``seed``, ...); missing keys take :data:`DEFAULT_SYRE_KWARGS`. An
-        ``exclude`` adds to the ``log_std`` default. ``seed=None`` takes a seed from torch's global generator
+        ``mode``, ``include``, ``exclude``, ``seed``, ...); missing keys take :data:`DEFAULT_SYRE_KWARGS`. Like
+        every method, syre leaves :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE` (SB3's ``log_std``) alone; an
+        ``exclude`` adds to it. ``seed=None`` takes a seed from torch's global generator
         without advancing it and records it, so a saved policy rebuilds with the same anchors.
     """
 
@@ -156,7 +129,7 @@ class SyreMixin(OptimizerMethodMixin):
 
     def _build_method(self, index: int, owner: nn.Module, optimizer: torch.optim.Optimizer) -> nn.Module:
         kwargs = dict(self.syre_kwargs)
-        kwargs["exclude"] = self._exclude(kwargs.get("exclude"))
+        kwargs["exclude"] = exclude_patterns(kwargs.get("exclude"))
         kwargs["seed"] = (kwargs["seed"] + index) % 2**62  # one anchor seed per optimizer
         syre = Syre(self._owner_parameters(owner, optimizer), **kwargs)
         syre.attach(optimizer)
@@ -183,7 +156,7 @@ class PlasticityMixin(OptimizerMethodMixin):
     :param plasticity_method: a name of :data:`syre_rl.baselines.METHODS` (``"l2"``, ``"l2-init"``,
         ``"shrink-perturb"``, ``"cbp"``, ``"redo"``, ``"ns-adam"``).
     :param method_kwargs: keyword arguments of that method (reference settings otherwise); an ``exclude`` adds
-        to the ``log_std`` default.
+        to :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
     """
 
     method_attribute = "plasticity_method"
@@ -207,11 +180,7 @@ class PlasticityMixin(OptimizerMethodMixin):
     def _build_method(
         self, index: int, owner: nn.Module, optimizer: torch.optim.Optimizer
     ) -> PlasticityMethod:
-        kwargs = dict(self.method_kwargs)
-        method_class = PLASTICITY_METHODS[self.plasticity_method_name]
-        if "exclude" in inspect.signature(method_class).parameters:  # methods that act on chosen parameters
-            kwargs["exclude"] = self._exclude(kwargs.get("exclude"))
-        return make_method(self.plasticity_method_name, owner, optimizer, **kwargs)
+        return make_method(self.plasticity_method_name, owner, optimizer, **self.method_kwargs)
 
     def _reattach_methods(self) -> None:  # unpickling
         raise self._not_copyable()
