@@ -114,7 +114,7 @@ def test_sac_actor_heads_mu_and_log_std_both_read_the_last_hidden_layer(name: st
     )
     model.learn(64)  # some updates: Adam has state for every head
     actor = model.policy.actor
-    method = actor.plasticity_method
+    method = model.policy.plasticity_method_actor  # on the policy, beside SB3's actor
     last = method.layers[-1]
     assert last.out_layers == (actor.mu, actor.log_std)
     assert last.in_layer is actor.latent_pi[2]
