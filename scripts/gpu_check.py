@@ -112,6 +112,15 @@ def run_tests(out: Path, env: dict[str, str], select: str | None) -> dict[str, A
     }
 
 
+def _commit() -> str | None:
+    """The checked-out commit, when the copy has its git folder and git is installed."""
+    try:
+        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return None
+    return proc.stdout.strip() or None
+
+
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -167,10 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         "format": REPORT_FORMAT,
         "dry_run": args.dry_run,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        or None,
+        "commit": _commit(),
         "data_dir": str(data_dir),
         "info": bench.device_info(device),
     }
