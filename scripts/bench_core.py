@@ -2,7 +2,8 @@
 
 Each case interleaves the plain and the syre step (``--repeats`` rounds of ``--steps`` steps each) and reports
 the ratio of the fastest rounds: interleaving cancels drift in the machine's speed, and the minimum is the round
-least disturbed by other processes. Run: ``python scripts/bench_core.py``.
+least disturbed by other processes. syre's hook is also timed alone (``hook/plain``: its cost as a share of the plain
+step, free of the noise that the difference of two full steps carries). Run: ``python scripts/bench_core.py``.
 
 On a machine shared with other work, ``--clock cpu --threads 1`` times each round by the CPU time the process
 spent (``time.process_time``), which waiting for a core does not inflate; memory traffic of other processes still
@@ -13,6 +14,7 @@ does. The 10M-weight model also gets the coupled step without cache blocking (``
 from __future__ import annotations
 
 import argparse
+import ctypes
 import platform
 import sys
 import time
@@ -55,6 +57,15 @@ def timed_steps(
     return (clock() - start) / steps
 
 
+def timed_hook(syre: Syre, opt: torch.optim.Optimizer, steps: int, clock: Callable[[], float]) -> float:
+    """syre's part of a step alone (its pre-step hook): what the syre step adds, without the noise of a second
+    optimizer step in the difference."""
+    start = clock()
+    for _ in range(steps):
+        syre._pre_step(opt, (), {})
+    return (clock() - start) / steps
+
+
 def with_grads(model: nn.Module) -> nn.Module:
     gen = torch.Generator().manual_seed(0)
     for p in model.parameters():
@@ -84,11 +95,12 @@ def bench_case(
         timed_steps(plain_opt, 2), timed_steps(syre_opt, 2)  # warm-up: optimizer state allocation
     finally:
         core.BLOCK_ELEMENTS = block
-    plain, ours = [], []
+    plain, ours, hook = [], [], []
     for _ in range(repeats):
         plain.append(timed_steps(plain_opt, steps, clock))
         ours.append(timed_steps(syre_opt, steps, clock))
-    plain_ms, ours_ms = min(plain) * 1e3, min(ours) * 1e3
+        hook.append(timed_hook(syre, syre_opt, steps, clock))
+    plain_ms, ours_ms, hook_ms = min(plain) * 1e3, min(ours) * 1e3, min(hook) * 1e3
     anchor_bytes = sum(b.numel() * b.element_size() for b in syre.buffers())
     param_bytes = sum(p.numel() * p.element_size() for p in syre_model.parameters())
     return {
@@ -99,9 +111,25 @@ def bench_case(
         "plain_ms": plain_ms,
         "syre_ms": ours_ms,
         "overhead": ours_ms / plain_ms - 1,
+        "hook_ms": hook_ms,
+        "hook_share": hook_ms / plain_ms,
         "anchor_mib": anchor_bytes / 2**20,
         "anchor_share": anchor_bytes / param_bytes,
     }
+
+
+def steady_allocator() -> str:
+    """glibc returns freed blocks above its mmap threshold to the kernel, and a step's temporaries (foreach Adam's
+    square roots, 42 MB for 10M weights) are then faulted in again, zero-filled, on some steps and not others,
+    depending on the allocator's history: the plain step's time jumped between 27 and 49 ms from one case to the
+    next. Fixing the thresholds gives every step the steady state of a long run: temporaries reuse heap memory."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 1 << 30)
+    except OSError:
+        ok = False
+    return "glibc malloc: mmap threshold 32 MiB, trim threshold 1 GiB" if ok else "allocator: default"
 
 
 def main() -> None:
@@ -112,6 +140,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument(
         "--clock", choices=list(CLOCKS), default="wall", help="wall time, or the process's CPU time"
+    )
+    parser.add_argument(
+        "--allocator",
+        choices=["steady", "default"],
+        default="steady",
+        help="steady: no returning of freed temporaries to the kernel between steps (see steady_allocator)",
     )
     parser.add_argument(
         "--cases",
@@ -126,14 +160,15 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     clock = CLOCKS[args.clock]
+    allocator = steady_allocator() if args.allocator == "steady" else "allocator: default"
 
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads, {args.clock} clock, best of {args.repeats} rounds of {args.steps} steps"
+        f"{torch.get_num_threads()} threads, {args.clock} clock, best of {args.repeats} rounds of {args.steps} steps, {allocator}"
     )
     print(
         f"{'model':<20}{'optim':<7}{'mode':<11}{'anchors':<19}{'plain ms':>10}{'syre ms':>10}{'overhead':>10}"
-        f"{'anchor MiB':>12}"
+        f"{'hook ms':>9}{'hook/plain':>11}{'anchor MiB':>12}"
     )
     for model_name in args.models:
         for opt_name, mode in [
@@ -151,7 +186,8 @@ def main() -> None:
                 r = bench_case(model_name, opt_name, mode, storage, args.steps, args.repeats, clock, blocked)
                 print(
                     f"{r['model']:<20}{r['optimizer']:<7}{r['mode']:<11}{r['storage']:<19}{r['plain_ms']:>10.3f}"
-                    f"{r['syre_ms']:>10.3f}{r['overhead']:>+10.1%}{r['anchor_mib']:>12.2f}",
+                    f"{r['syre_ms']:>10.3f}{r['overhead']:>+10.1%}{r['hook_ms']:>9.3f}"
+                    f"{r['hook_share']:>+11.1%}{r['anchor_mib']:>12.2f}",
                     flush=True,
                 )
 
