@@ -27,6 +27,7 @@ from typing import NoReturn
 import numpy as np
 
 from syre_rl.presets import PresetError
+from syre_rl.supervised.report import upgrade_results
 from syre_rl.sweep.curves import (
     bin_means,
     bootstrap_band,
@@ -162,7 +163,7 @@ def supervised_curves(sweep_dir: Path, runs: list[dict], metrics: list[tuple[str
     results = []
     for run in runs:
         try:
-            results.append(json.loads((sweep_dir / run["id"] / "results.json").read_text()))
+            results.append(upgrade_results(json.loads((sweep_dir / run["id"] / "results.json").read_text())))
         except (OSError, ValueError):
             print(f"{PROG}: {run['id']} has no readable results.json yet; left out", file=sys.stderr)
     stages = max((r["stages"] for r in results), default=0)

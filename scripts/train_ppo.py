@@ -34,8 +34,9 @@ from syre_rl.rl.callbacks import (
     RegimeSyncedEvalCallback,
     StopOnSignalCallback,
     SyreSummaryCallback,
+    TaskChangeCallback,
 )
-from syre_rl.rl.methods import METHODS
+from syre_rl.rl.methods import POLICY_CHOICES
 from syre_rl.rl.model import ALGORITHMS, build_model, make_env
 from syre_rl.rl.run_dir import CheckpointError, RunDir, load_checkpoint, restore_normalization
 
@@ -75,7 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--env", help="gymnasium id or task preset, e.g. slippery_ant:study (default: the preset's)"
     )
     method = parser.add_mutually_exclusive_group()
-    for name, build in METHODS.items():  # one flag per plasticity method: --syre, ...
+    for name, build in POLICY_CHOICES.items():  # one flag per plasticity method: --syre, ...
         if name != "none":
             flag = f"--{name.replace('_', '-')}"
             method.add_argument(flag, dest="method", action="store_const", const=name, help=build.__doc__)
@@ -221,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     callbacks = [
         SyreSummaryCallback(),
         RegimeLoggerCallback(),
+        TaskChangeCallback(),  # methods that act at regime changes (Shrink & Perturb's boundary form)
         CheckpointCallback(run, preset.checkpoint_freq),
         stop,
     ]

@@ -58,9 +58,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--force", action="store_true", help="start over in a --run-dir that holds a run")
     group = p.add_argument_group("overrides of preset fields")
     group.add_argument("--syre", action="store_true", help="train syre members only (methods: [syre])")
-    group.add_argument("--methods", type=lambda s: s.split(","), help="comma-separated, e.g. vanilla,wd,syre")
     group.add_argument(
-        "--gamma", type=float, help="decay strength of wd and syre (replaces the weight_decay sweep)"
+        "--methods", type=lambda s: s.split(","), help="comma-separated, any mix, e.g. none,l2,syre,cbp,redo"
+    )
+    group.add_argument(
+        "--gamma", type=float, help="decay strength of l2 and syre (replaces the weight_decay sweep)"
     )
     group.add_argument("--sigma0", type=float, help="anchor scale of syre (replaces the sigma0 sweep)")
     group.add_argument("--seeds", type=int, help="members per setting")

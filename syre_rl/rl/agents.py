@@ -9,13 +9,11 @@ be copied across.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from syre_rl.baselines import METHODS as PLASTICITY_METHODS
+from syre_rl.baselines import METHODS, check_method_kwargs
 from syre_rl.presets import PROJECT_ROOT, load_preset, preset_names
-from syre_rl.rl.methods import METHODS
 
 AGENT_DIR = PROJECT_ROOT / "agents"
 
@@ -41,7 +39,7 @@ class AgentPreset:
     :param adam_eps: Adam's eps (SB3 uses 1e-5 for on-policy algorithms, torch 1e-8)
     :param weight_decay: Adam's coupled weight decay toward 0 (the weight-decay arm of the syre paper)
     :param gamma: discount factor
-    :param method: plasticity method, a key of :data:`syre_rl.rl.methods.METHODS`
+    :param method: plasticity method, a name of the registry :data:`syre_rl.baselines.METHODS`
     :param syre_gamma: syre's decay strength toward the anchors (torch's weight_decay convention)
     :param syre_sigma0: anchor std is ``syre_sigma0 / sqrt(fan_in)``
     :param syre_spread: spread of the random diagonal D (0: D = 1, as in the paper)
@@ -94,16 +92,7 @@ class AgentPreset:
             raise ValueError(f"field 'syre_spread' must be in [0, 1), got {self.syre_spread!r}")
         if self.method not in METHODS:
             raise ValueError(f"field 'method': {self.method!r} is not one of {', '.join(METHODS)}")
-        for name, kwargs in self.method_kwargs.items():
-            if name not in PLASTICITY_METHODS:
-                raise ValueError(
-                    f"field 'method_kwargs': {name!r} is not one of {', '.join(PLASTICITY_METHODS)}"
-                )
-            allowed = set(inspect.signature(PLASTICITY_METHODS[name]).parameters) - {"model"}
-            if not isinstance(kwargs, dict) or set(kwargs) - allowed:
-                raise ValueError(
-                    f"field 'method_kwargs.{name}' takes a mapping with keys from: {', '.join(sorted(allowed))}"
-                )
+        check_method_kwargs(self.method_kwargs)
         if self.plasticity_every < 0:
             raise ValueError(f"field 'plasticity_every' must be >= 0, got {self.plasticity_every!r}")
         if self.eval_freq < 0:
