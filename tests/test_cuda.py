@@ -118,7 +118,7 @@ def test_stacked_members_on_the_device_train_like_the_cpu_reference(device):
         torch.manual_seed(0)
         model = MLP(6, [16, 16], 2, member_generators([0, 1, 2])).to(dev, torch.float64)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-        member_decay(model, [0.0, 1e-2, 1e-2], [0.0, 0.0, 0.5], seed=3).attach(optimizer)
+        member_decay(model, [0.0, 1e-2, 1e-2], [0.0, 0.0, 0.5], seeds=[0, 1, 2]).attach(optimizer)
         x, y = _batch(dev)
         for _ in range(20):
             optimizer.zero_grad(set_to_none=True)
