@@ -94,10 +94,11 @@ def _buffer_key(kind: str, name: str) -> str:
 
 
 # A CPU decay step is memory-bound, and the coupled form makes two passes over the gradient. Cut into blocks that
-# stay in cache, both passes run on one block before the next is read, so every gradient, weight and anchor
-# element crosses the memory bus once instead of twice. 2**20 float32 elements are 4 MiB per tensor: a block's
-# three or four tensors stay in a 32 MiB L3, and a 10M-weight model takes about ten blocks (ten Python-level
-# calls per pass). Measured against 2**16 and 2**18: scripts/bench_core.py, README.
+# stay in cache, both passes run on one block before the next is read, so the second pass reads the gradient
+# from cache instead of memory. 2**20 float32 elements are 4 MiB per tensor: a block's three or four tensors fit
+# a 32 MiB L3, and a 10M-weight model takes about ten blocks (ten Python-level calls per pass). Measured on a
+# shared 2-core VM: about a tenth off the coupled hook; 2**17-element blocks no better
+# (docs/results/bench/core-variants.txt, core-cpu.txt).
 BLOCK_ELEMENTS = 1 << 20
 
 # Per parameter group: blocks, each a list of (tensor index, start, stop) over flattened tensors; None: one block
