@@ -106,7 +106,8 @@ def test_data_lives_on_the_device_and_batches_are_drawn_there(device, mnist_dir)
     x = data.x.flatten(1)[batch][..., perms[1]]  # one gather, one permutation: still on the device
     assert x.device.type == device.type and x.shape == (3, 64, 784)
     expected = cpu.x.flatten(1)[batch.cpu()][..., perms[1].cpu()]
-    torch.testing.assert_close(x.cpu(), expected, rtol=1e-6, atol=1e-6)
+    # The standardisation's mean and std are reductions over 47M values: device and CPU round them differently.
+    torch.testing.assert_close(x.cpu(), expected, rtol=1e-4, atol=1e-4)
 
 
 # ------------------------------------------------------------------------------------- ensembles
