@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NoReturn
 
 __all__ = [
+    "DivergedError",
     "EXIT_BAD_INPUT",
     "EXIT_DIVERGED",
     "EXIT_FAILED",
@@ -46,6 +47,10 @@ MAX_INT = 2**62  # larger counts are typos, and would overflow int64 tensors and
 
 class UsageError(ValueError):
     """Bad input the user can fix; reported as one line with exit status :data:`EXIT_BAD_INPUT`."""
+
+
+class DivergedError(RuntimeError):
+    """Training produced a non-finite loss or weight; reported with exit status :data:`EXIT_DIVERGED`."""
 
 
 class OneLineParser(argparse.ArgumentParser):

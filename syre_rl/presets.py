@@ -16,12 +16,15 @@ A preset file maps preset names to mappings of fields::
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from syre_rl.cli import MAX_INT
 
 T = TypeVar("T")
 
@@ -106,10 +109,18 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
                 raise PresetError(f"{where}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise PresetError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):  # NaN passes every range check (nan < 0 is False), so refuse it here
+            raise PresetError(f"{where}: expected a finite number, got {value!r}")
+        return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise PresetError(f"{where}: expected an integer, got {value!r}")
+        if abs(value) > MAX_INT:
+            raise PresetError(f"{where}: {value} is out of range (at most 2**62)")
         return value
     if hint is bool:
         if not isinstance(value, bool):

@@ -13,7 +13,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from syre_rl import runs
-from syre_rl.cli import MAX_SEED
+from syre_rl.cli import MAX_SEED, DivergedError
 
 KEEP_CHECKPOINTS = 2
 CONFIG_TYPES: dict[str, type] = {"algo": str, "preset_name": str, "seed": int, "preset": dict}
@@ -21,10 +21,6 @@ CONFIG_TYPES: dict[str, type] = {"algo": str, "preset_name": str, "seed": int, "
 
 class CheckpointError(ValueError):
     """A checkpoint or config is missing or cannot be loaded; the message says which and why."""
-
-
-class DivergedError(RuntimeError):
-    """Training produced a non-finite loss or weight; the message says where."""
 
 
 class RunDir:
