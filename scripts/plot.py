@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
 
+from syre_rl import runs as layout
+from syre_rl.cli import OneLineParser, UsageError, check_writable, fail, positive_int
 from syre_rl.presets import PresetError
 from syre_rl.sweep.curves import (
     bin_means,
@@ -54,16 +56,6 @@ SUPERVISED_METRICS = [
 REGIME_TAG = "env/regime_index"
 
 
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def fail(message: str) -> NoReturn:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def metric_spec(text: str) -> tuple[str, list[str]]:
     name, sep, patterns = text.partition("=")
     if not sep or not name.strip() or not patterns.strip():
@@ -80,12 +72,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--metric", type=metric_spec, action="append", help="NAME=PATTERN[|PATTERN...] (repeatable)"
     )
-    p.add_argument("--bins", type=int, default=50, help="step bins of RL curves (default 50)")
+    p.add_argument("--bins", type=positive_int, default=50, help="step bins of RL curves (default 50)")
     p.add_argument("--confidence", type=float, default=0.95, help="bootstrap interval (default 0.95)")
-    p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
     args = p.parse_args(argv)
-    if args.bins < 1 or args.resamples < 1 or not 0 < args.confidence < 1:
-        p.error("--bins and --resamples must be >= 1 and --confidence in (0, 1)")
+    if not 0 < args.confidence < 1:  # also refuses nan
+        p.error(f"--confidence must be in (0, 1), got {args.confidence}")
+    if args.bins > 100_000 or args.resamples > 1_000_000:
+        p.error("--bins must be <= 100000 and --resamples <= 1000000")
     return args
 
 
@@ -115,7 +109,7 @@ def first_matching(patterns: list[str], tags: set[str]) -> list[str]:
 def task_change_every(run_dir: Path) -> int | None:
     """``change_every`` of the run's task preset (from its config.json), or None for a stationary env."""
     try:
-        env = json.loads((run_dir / "config.json").read_text())["preset"]["env"]
+        env = json.loads((run_dir / layout.CONFIG).read_text())["preset"]["env"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     from syre_rl.envs import resolve_env  # noqa: PLC0415  (gymnasium and pybullet: only for this fallback)
@@ -132,7 +126,7 @@ def rl_curves(
 ) -> TaskCurves:
     scalars = {}
     for run in runs:
-        tb = sweep_dir / run["id"] / "tb"
+        tb = sweep_dir / run["id"] / layout.TB
         if tb.is_dir():
             scalars[run["id"]] = read_scalars(tb)
         else:
@@ -162,7 +156,7 @@ def supervised_curves(sweep_dir: Path, runs: list[dict], metrics: list[tuple[str
     results = []
     for run in runs:
         try:
-            results.append(json.loads((sweep_dir / run["id"] / "results.json").read_text()))
+            results.append(json.loads((sweep_dir / run["id"] / layout.RESULTS).read_text()))
         except (OSError, ValueError):
             print(f"{PROG}: {run['id']} has no readable results.json yet; left out", file=sys.stderr)
     stages = max((r["stages"] for r in results), default=0)
@@ -254,13 +248,19 @@ def draw(task: str, curves: TaskCurves, rows: list[dict], out: Path, confidence:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    out = args.out or args.sweep_dir / "figures"
     try:
         manifest = read_manifest(args.sweep_dir)
-    except PresetError as err:
-        fail(str(err))
+        for i, run in enumerate(manifest["runs"]):
+            if not (isinstance(run, dict) and isinstance(run.get("id"), str) and run["id"]):
+                raise UsageError(f"{args.sweep_dir / 'sweep.json'}: run {i} has no id")
+            if not isinstance(run.get("method"), str):
+                raise UsageError(f"{args.sweep_dir / 'sweep.json'}: run {run['id']} has no method")
+        check_writable(out, "output directory")
+    except (PresetError, UsageError) as err:
+        fail(PROG, str(err))
     supervised = manifest.get("script") == "train_supervised"
     metrics = args.metric or [metric_spec(m) for m in (SUPERVISED_METRICS if supervised else RL_METRICS)]
-    out = args.out or args.sweep_dir / "figures"
     out.mkdir(parents=True, exist_ok=True)
 
     tasks: dict[str, list[dict]] = {}
@@ -285,14 +285,13 @@ def main(argv: list[str] | None = None) -> int:
         table += [{"task": task, **row} for row in rows]
 
     if not table:
-        fail(f"no run of {args.sweep_dir} has logged any of the metrics")
+        fail(PROG, f"no run of {args.sweep_dir} has logged any of the metrics")
     csv_path = out / "curves.csv"
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(
-            f, fieldnames=["task", "step", "method", "metric", "mean", "lo", "hi", "n_seeds"]
-        )
-        writer.writeheader()
-        writer.writerows(table)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=["task", "step", "method", "metric", "mean", "lo", "hi", "n_seeds"])
+    writer.writeheader()
+    writer.writerows(table)
+    layout.atomic_write_text(csv_path, text.getvalue())
     print(f"wrote {csv_path} ({len(table)} rows)")
     return 0
 
