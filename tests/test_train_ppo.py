@@ -82,10 +82,12 @@ def test_end_to_end_writes_tensorboard_checkpoints_and_final_model(tmp_path):
     final = PPO.load(run / "final" / "model.zip", device="cpu")
     assert final.num_timesteps == 768 and final.policy.syre.summary()["count"] > 0
     assert (run / "final" / "vecnormalize.pkl").is_file() and (run / "config.json").is_file()
+    # checkpoints are taken after an update (at the next rollout's start), so none at the last step: final/ is it
     assert [p.name for p in sorted((run / "checkpoints").iterdir())] == [
+        "step_000000000256",
         "step_000000000512",
-        "step_000000000768",
     ]
+    assert sorted(p.name for p in (run / "monitor").iterdir()) == ["from-0", "from-256", "from-512"]
 
 
 def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
@@ -165,7 +167,7 @@ def test_existing_run_dir_is_refused_and_untouched(script, capsys, tmp_path):
     run.mkdir()
     (run / "notes.txt").write_text("keep me")
     assert "--resume" in bad(script, capsys, *SMOKE, "--run-dir", str(run))
-    assert "no config.json" in bad(script, capsys, *SMOKE, "--run-dir", str(run), "--force")
+    assert "has no .syre_rl-run" in bad(script, capsys, *SMOKE, "--run-dir", str(run), "--force")
     assert listing(run) == {"notes.txt": b"keep me"}
 
 

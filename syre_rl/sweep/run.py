@@ -8,6 +8,7 @@ import fcntl
 import importlib.util
 import io
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -40,6 +41,7 @@ class SweepResult:
 def _script_module(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"_sweep_check_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr]  (dataclasses look their module up)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
 
