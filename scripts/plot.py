@@ -288,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         fail(PROG, f"no run of {args.sweep_dir} has logged any of the metrics")
     csv_path = out / "curves.csv"
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=["task", "step", "method", "metric", "mean", "lo", "hi", "n_seeds"])
+    writer = csv.DictWriter(
+        text, fieldnames=["task", "step", "method", "metric", "mean", "lo", "hi", "n_seeds"]
+    )
     writer.writeheader()
     writer.writerows(table)
     layout.atomic_write_text(csv_path, text.getvalue())

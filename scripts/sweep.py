@@ -105,7 +105,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(runs)} runs, {finished} finished; sweep dir {sweep_dir}")
             return 0
         result = run_sweep(
-            args.grid, grid, runs, sweep_dir, jobs=args.jobs, address=args.address, max_retries=args.max_retries
+            args.grid,
+            grid,
+            runs,
+            sweep_dir,
+            jobs=args.jobs,
+            address=args.address,
+            max_retries=args.max_retries,
         )
     except (UsageError, PresetError, ValueError) as err:
         fail(PROG, str(err))

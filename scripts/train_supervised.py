@@ -73,7 +73,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument("--tasks", type=positive_int, help="permuted-mnist: number of tasks")
     group.add_argument("--batch-size", type=positive_int)
     group.add_argument("--lr", type=finite_float)
-    group.add_argument("--train-size", type=non_negative_int, help="use the first N training examples (0: all)")
+    group.add_argument(
+        "--train-size", type=non_negative_int, help="use the first N training examples (0: all)"
+    )
     return p.parse_args(argv)
 
 

@@ -141,7 +141,9 @@ def prepare_new_run(run_dir: Path, kind: RunKind, force: bool) -> bool:
         raise UsageError(
             f"--force: {run_dir} is a {found} run ({SCRIPTS.get(found, found)}); this script replaces only {kind} runs"
         )
-    unknown = sorted(p.name for p in run_dir.iterdir() if p.name not in LAYOUTS[kind] and not _is_temporary(p.name))
+    unknown = sorted(
+        p.name for p in run_dir.iterdir() if p.name not in LAYOUTS[kind] and not _is_temporary(p.name)
+    )
     if unknown:
         raise UsageError(
             f"--force: {run_dir} holds files a {kind} run does not write ({', '.join(unknown[:3])}); not deleting it"

@@ -106,10 +106,12 @@ class RunDir:
 def check_finite(model: BaseAlgorithm) -> None:
     """Raise :class:`DivergedError` naming the first policy tensor (weight or buffer) that is not finite."""
     for name, tensor in model.policy.state_dict().items():
-        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(tensor.isfinite().all()):
-            raise DivergedError(
-                f"training diverged at step {model.num_timesteps:,}: {name} is not finite"
-            )
+        if (
+            isinstance(tensor, torch.Tensor)
+            and tensor.is_floating_point()
+            and not bool(tensor.isfinite().all())
+        ):
+            raise DivergedError(f"training diverged at step {model.num_timesteps:,}: {name} is not finite")
 
 
 def checkpoint_step(checkpoint: Path) -> int:

@@ -125,7 +125,11 @@ def _resume_settings(
     for field, value in overrides.items():
         if value is not None and field not in RESUME_FIELDS:
             given[f"--{field.removeprefix('syre_').replace('_', '-')}"] = (value, getattr(preset, field))
-    differ = [f"{flag} {new} (the run has {old})" for flag, (new, old) in given.items() if new is not None and new != old]
+    differ = [
+        f"{flag} {new} (the run has {old})"
+        for flag, (new, old) in given.items()
+        if new is not None and new != old
+    ]
     if differ:
         raise UsageError(f"--resume continues {run.path} as it was started; it cannot change {differ[0]}")
     if overrides.get("total_timesteps") is not None:
@@ -240,7 +244,9 @@ def train(
         )
 
     def environments(step: int, saved: Path | None):
-        env = make_env(settings, n_envs=settings.n_envs, seed=seed, start_step=step, monitor_dir=run.monitor_dir(step))
+        env = make_env(
+            settings, n_envs=settings.n_envs, seed=seed, start_step=step, monitor_dir=run.monitor_dir(step)
+        )
         return env if saved is None else restore_normalization(saved, env)
 
     if checkpoint is not None:
@@ -296,7 +302,11 @@ def train(
         if not isinstance(err, DivergedError) and "nan" not in str(err).lower():
             raise
         # torch's distributions refuse NaN parameters mid-rollout with a ValueError: the same divergence
-        reason = str(err) if isinstance(err, DivergedError) else f"training diverged at step {model.num_timesteps:,}"
+        reason = (
+            str(err)
+            if isinstance(err, DivergedError)
+            else f"training diverged at step {model.num_timesteps:,}"
+        )
         kept = run.checkpoints()
         where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was saved"
         raise DivergedError(f"{reason}; {where}") from None
@@ -317,7 +327,9 @@ def train(
     saved = final
     episodes = [info["r"] for info in model.ep_info_buffer]
     result = RunResult(run.path, model.num_timesteps, steps, wall, False, saved, episodes=len(episodes))
-    log(f"done: {model.num_timesteps:,} steps ({steps:,} now) in {wall / 60:.1f} min, {steps / wall:.0f} steps/s")
+    log(
+        f"done: {model.num_timesteps:,} steps ({steps:,} now) in {wall / 60:.1f} min, {steps / wall:.0f} steps/s"
+    )
     if evaluation is not None and evaluation.n_calls >= evaluation.eval_freq:
         result.last_eval = float(evaluation.last_mean_reward)
         log(f"last evaluation: mean return {result.last_eval:.1f} over {settings.eval_episodes} episodes")

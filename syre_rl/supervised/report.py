@@ -1,13 +1,12 @@
 """Tables (Markdown) and figures (PNG) from a run's ``results.json``.
 
-python -m syre_rl.supervised.report runs/permuted-mnist docs/results/supervised/permuted-mnist
+python scripts/report.py runs/permuted-mnist docs/results/supervised/permuted-mnist
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -216,8 +215,3 @@ def write_report(run_dir: str | Path, out_dir: str | Path) -> Path:
     (out_dir / "tables.md").write_text(header + body + "\n")
     return out_dir
 
-
-if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m syre_rl.supervised.report RUN_DIR OUT_DIR")
-    print(write_report(sys.argv[1], sys.argv[2]))

@@ -26,7 +26,15 @@ from syre_rl import runs
 from syre_rl.cli import DivergedError, UsageError, check_device, check_writable
 from syre_rl.supervised.methods import Member, attach_methods, build_members, check_methods
 
-__all__ = ["CheckpointError", "DivergedError", "Experiment", "RunDirError", "Stage", "SupervisedPreset", "train"]
+__all__ = [
+    "CheckpointError",
+    "DivergedError",
+    "Experiment",
+    "RunDirError",
+    "Stage",
+    "SupervisedPreset",
+    "train",
+]
 
 CHECKPOINT_FORMAT = "syre_rl.supervised/2"
 
@@ -292,7 +300,9 @@ def train(
                 metrics.update(experiment.evaluate(stage))
             metrics["train/loss"] = (total / max(steps, 1)).tolist()
             elapsed += time.perf_counter() - t0
-            history.append({"stage": stage.index, "task": stage.task, "epoch": stage.epoch, "metrics": metrics})
+            history.append(
+                {"stage": stage.index, "task": stage.task, "epoch": stage.epoch, "metrics": metrics}
+            )
             for key, values in metrics.items():
                 for member, value in zip(members, values, strict=True):
                     writer.add_scalar(f"{key}/{member['name']}", value, stage.index)

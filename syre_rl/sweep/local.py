@@ -9,8 +9,8 @@ from collections import deque
 from pathlib import Path
 from types import FrameType
 
-from syre_rl.sweep.grid import Run
 from syre_rl.cli import FINAL_EXITS
+from syre_rl.sweep.grid import Run
 from syre_rl.sweep.launch import last_line, launch, log_file
 from syre_rl.sweep.progress import Progress
 

@@ -61,7 +61,9 @@ def check_runs(runs: list[Run]) -> None:
             with contextlib.redirect_stderr(stderr):
                 module.check(list(run.args))
         except SystemExit:  # argparse's one line, already on the captured stderr
-            message = stderr.getvalue().strip().splitlines()[-1] if stderr.getvalue().strip() else "bad arguments"
+            message = (
+                stderr.getvalue().strip().splitlines()[-1] if stderr.getvalue().strip() else "bad arguments"
+            )
             raise UsageError(f"run {run.id}: {message.split('error: ', 1)[-1]}") from None
         except ValueError as err:  # UsageError, PresetError
             raise UsageError(f"run {run.id}: {err}") from None
@@ -119,7 +121,9 @@ def run_sweep(
                     done_before=done,
                 )
             else:
-                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+                cores = (
+                    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+                )
                 outcomes = run_local(
                     todo,
                     jobs=jobs or max(1, int(cores // grid.cpus_per_run)),
@@ -143,4 +147,3 @@ def run_sweep(
         return result
     finally:
         lock.close()
-
