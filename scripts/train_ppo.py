@@ -47,14 +47,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if name != "none":
             flag = f"--{name.replace('_', '-')}"
             method.add_argument(flag, dest="method", action="store_const", const=name, help=build.__doc__)
-    syre = parser.add_argument_group("syre settings (override the preset's syre_* fields)")
-    syre.add_argument("--sigma0", type=finite_float, help="anchor scale: std sigma0/sqrt(fan_in)")
+    syre = parser.add_argument_group("syre settings (keys of the preset's syre group; short names too)")
     syre.add_argument(
-        "--gamma", type=finite_float, help="syre's decay strength toward the anchors (not the discount)"
+        "--syre-sigma0", "--sigma0", dest="sigma0", type=finite_float, help="anchor std sigma0/sqrt(fan_in)"
     )
-    syre.add_argument("--spread", type=finite_float, help="spread of the random diagonal D, in [0, 1)")
     syre.add_argument(
-        "--mode", choices=["coupled", "decoupled"], help="like Adam's weight_decay or like AdamW"
+        "--syre-gamma",
+        "--gamma",
+        dest="gamma",
+        type=finite_float,
+        help="syre's decay strength toward the anchors (not the discount, which is the preset's gamma)",
+    )
+    syre.add_argument(
+        "--syre-spread", "--spread", dest="spread", type=finite_float, help="spread of the diagonal D, in [0, 1)"
+    )
+    syre.add_argument(
+        "--syre-mode",
+        "--mode",
+        dest="mode",
+        choices=["coupled", "decoupled"],
+        help="like Adam's weight_decay or like AdamW",
     )
     parser.add_argument("--seed", type=seed_int, help="default 0")
     parser.add_argument(
@@ -82,10 +94,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         "total_timesteps": args.total_timesteps,
         "n_envs": args.n_envs,
         "method": args.method,
-        "syre_sigma0": args.sigma0,
-        "syre_gamma": args.gamma,
-        "syre_spread": args.spread,
-        "syre_mode": args.mode,
+        "syre": {"sigma0": args.sigma0, "gamma": args.gamma, "spread": args.spread, "mode": args.mode},
     }
 
 

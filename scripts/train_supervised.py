@@ -64,7 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument("--syre", action="store_true", help="train syre members only (methods: [syre])")
     group.add_argument("--methods", type=lambda s: s.split(","), help="comma-separated, e.g. vanilla,wd,syre")
     group.add_argument(
-        "--gamma", type=finite_float, help="decay strength of wd and syre (replaces the weight_decay sweep)"
+        "--weight-decay",
+        "--gamma",
+        dest="gamma",
+        type=finite_float,
+        help="decay strength of wd and syre (replaces the preset's weight_decay sweep)",
     )
     group.add_argument("--sigma0", type=finite_float, help="anchor scale of syre (replaces the sigma0 sweep)")
     group.add_argument("--seeds", type=positive_int, help="members per setting")

@@ -117,14 +117,14 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
     ("train_ppo", [*PPO_SMOKE, "--run-dir", RL, "--force", "--env", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
     ("train_ppo", ["--preset", "nope", "--run-dir", RL, "--force"], "unknown preset 'nope'"),
     ("train_ppo", ["--algo", "dqn", "--run-dir", RL, "--force"], "--algo"),
-    ("train_ppo", [*PPO_SMOKE, "--run-dir", RL, "--force", "--spread", "1.5"], "syre_spread"),
+    ("train_ppo", [*PPO_SMOKE, "--run-dir", RL, "--force", "--spread", "1.5"], "spread must be a number in [0, 1)"),
     ("train_ppo", [*PPO_SMOKE, "--run-dir", RL, "--force", "--mode", "sideways"], "--mode"),
     ("train_ppo", ["--preset", "smoke", "--sigma0", "0.1", "--run-dir", RL, "--force"], "needs --syre"),
     ("train_ppo", [*PPO_SMOKE, "--run-dir", RL], "--force to replace it"),
     ("train_ppo", ["--run-dir", RL, "--resume", "--l2"], "cannot change --method"),
     ("train_ppo", ["--run-dir", RL, "--resume", "--seed", "5"], "cannot change --seed"),
     ("train_ppo", ["--run-dir", RL, "--resume", "--env", "AntBulletEnv-v0"], "cannot change --env"),
-    ("train_ppo", ["--run-dir", RL, "--resume", "--gamma", "0.5"], "cannot change --gamma"),
+    ("train_ppo", ["--run-dir", RL, "--resume", "--gamma", "0.5"], "cannot change --syre-gamma"),
     ("train_ppo", ["--run-dir", RL, "--resume", "--force"], "not allowed with"),
     ("train_ppo", ["--run-dir", "{badtype}", "--resume"], "seed must be a int"),
     ("train_ppo", ["--run-dir", "{badfield}", "--resume"], "learning_rate"),
@@ -237,7 +237,7 @@ def test_a_run_stopped_after_its_last_update_finishes_on_resume(tmp_path):
 def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path):
     run = tmp_path / "run"
     with pytest.raises(DivergedError, match="not finite|diverged") as info:
-        train_rl(run, preset="smoke", overrides={"method": "syre", "syre_mode": "decoupled", "syre_gamma": 1e8,
+        train_rl(run, preset="smoke", overrides={"method": "syre", "syre": {"mode": "decoupled", "gamma": 1e8},
                  "learning_rate": 1.0}, **QUIET)  # fmt: skip
     assert "\n" not in str(info.value)
     assert not (run / "final").exists()

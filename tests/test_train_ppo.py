@@ -151,7 +151,7 @@ def test_bad_arguments_exit_2_with_one_line(script, capsys, tmp_path):
     assert "--total-timesteps" in bad(script, capsys, "--total-timesteps", "0", *run)
     assert "--total-timesteps" in bad(script, capsys, "--total-timesteps", "-5", *run)
     assert "--syre" in bad(script, capsys, "--sigma0", "0.1", *run)
-    assert "syre_sigma0" in bad(script, capsys, "--syre", "--sigma0", "-1", *run)
+    assert "field 'syre': sigma0 must be" in bad(script, capsys, "--syre", "--sigma0", "-1", *run)
     assert not (tmp_path / "never").exists()
 
 
@@ -198,5 +198,26 @@ def test_every_agent_preset_validates_and_the_paper_arms_share_one_decay():
     assert policy_kwargs(syre)["optimizer_kwargs"]["weight_decay"] == 0
     assert METHODS[syre.method]("ppo", syre, {})[0] is SyreActorCriticPolicy
     assert dataclasses.replace(vanilla, weight_decay=0, method="none") == dataclasses.replace(
-        syre, method="none", description=vanilla.description
+        syre, method="none", description=vanilla.description, syre={}
     )
+
+
+def test_the_syre_group_is_syres_keyword_arguments_validated_by_syre(tmp_path, monkeypatch):
+    """One group, one default (the policies'), one validator (Syre): flags and presets set its keys."""
+    from syre_rl.policies.mixin import DEFAULT_SYRE_KWARGS
+    from syre_rl.presets import PresetError
+    from syre_rl.rl.agents import SYRE_KEYS
+    from syre_rl.rl.train import agent_settings
+
+    assert load_agent_preset("ppo", "default").syre_kwargs() == DEFAULT_SYRE_KWARGS
+    preset = agent_settings("ppo", "syre-paper-syre", {"syre": {"mode": "decoupled"}})
+    assert preset.syre == {"gamma": 2e-3, "sigma0": 0.01, "mode": "decoupled"}
+    assert {"gamma", "sigma0", "spread", "mode", "include", "exclude", "seed"} <= set(SYRE_KEYS)
+    (tmp_path / "ppo.yaml").write_text(
+        "default:\n  method: syre\n  syre: {gamma: .nan}\nother:\n  syre: {sigmo: 1}\n"
+    )
+    monkeypatch.setattr("syre_rl.rl.agents.AGENT_DIR", tmp_path)
+    with pytest.raises(PresetError, match="gamma must be a finite number"):
+        load_agent_preset("ppo", "default")
+    with pytest.raises(PresetError, match="unknown key.*sigmo"):
+        load_agent_preset("ppo", "other")

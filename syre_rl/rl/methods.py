@@ -41,7 +41,7 @@ def plain(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> Poli
 
 
 def syre(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> PolicyChoice:
-    """Train with syre: decay toward fixed random anchors (settings: the preset's syre_* fields)."""
+    """Train with syre: decay toward fixed random anchors (settings: the preset's syre group)."""
     return SYRE_POLICIES[algo], {**policy_kwargs, "syre_kwargs": preset.syre_kwargs()}
 
 

@@ -52,8 +52,8 @@ from syre_rl.rl.run_dir import (
 
 __all__ = ["CheckpointError", "DivergedError", "RunResult", "agent_settings", "default_run_dir", "train"]
 
-SYRE_FIELDS = ("syre_sigma0", "syre_gamma", "syre_spread", "syre_mode")
 RESUME_FIELDS = ("total_timesteps",)  # the only preset field a resume may change
+OLD_SYRE_FIELDS = ("gamma", "sigma0", "spread", "mode")  # config.json of older runs: syre_<key> fields
 
 
 @dataclass
@@ -90,12 +90,10 @@ def agent_settings(algo: str, preset_name: str, overrides: dict[str, Any] | None
         raise UsageError(f"unknown preset {preset_name!r} for {algo}; choose one of: {', '.join(names)}")
     preset = load_agent_preset(algo, preset_name)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    syre_flags = [k for k in overrides if k in SYRE_FIELDS]
-    if syre_flags and overrides.get("method", preset.method) != "syre":
-        raise UsageError(
-            f"--{syre_flags[0].removeprefix('syre_')} needs --syre (or a preset with method: syre)"
-        )
-    fields = {**dataclasses.asdict(preset), **overrides}
+    syre = {k: v for k, v in overrides.pop("syre", {}).items() if v is not None}
+    if syre and overrides.get("method", preset.method) != "syre":
+        raise UsageError(f"--syre-{next(iter(syre))} needs --syre (or a preset with method: syre)")
+    fields = {**dataclasses.asdict(preset), **overrides, "syre": {**preset.syre, **syre}}
     preset = build_preset(AGENT_SCHEMAS[algo], fields, f"agents/{algo}.yaml:{preset_name} with flags")
     try:
         resolve_env(preset.env)
@@ -114,6 +112,9 @@ def _resume_settings(
 ) -> tuple[str, str, int, AgentPreset]:
     """The run's own settings from its config.json; flags that would change them are refused."""
     config = run.read_config()
+    old_syre = {k: config["preset"].pop(f"syre_{k}") for k in OLD_SYRE_FIELDS if f"syre_{k}" in config["preset"]}
+    if old_syre:  # a run written before the nested syre group
+        config["preset"]["syre"] = old_syre
     if config["algo"] not in AGENT_SCHEMAS:
         raise CheckpointError(f"{run.config_file}: unknown algo {config['algo']!r}")
     try:
@@ -123,8 +124,11 @@ def _resume_settings(
     given = {"--algo": (algo, config["algo"]), "--preset": (preset_name, config["preset_name"])}
     given["--seed"] = (seed, config["seed"])
     for field, value in overrides.items():
-        if value is not None and field not in RESUME_FIELDS:
-            given[f"--{field.removeprefix('syre_').replace('_', '-')}"] = (value, getattr(preset, field))
+        if field == "syre":
+            for key, new in value.items():
+                given[f"--syre-{key}"] = (new, preset.syre_kwargs().get(key))
+        elif value is not None and field not in RESUME_FIELDS:
+            given[f"--{field.replace('_', '-')}"] = (value, getattr(preset, field))
     differ = [
         f"{flag} {new} (the run has {old})"
         for flag, (new, old) in given.items()
@@ -193,7 +197,8 @@ def train(
     :param run_dir: the run directory (default: ``runs/<algo>-<env>-<preset>-<method>-s<seed>``)
     :param algo: a key of :data:`~syre_rl.rl.model.ALGORITHMS` (default ``ppo``)
     :param preset: a preset of ``agents/<algo>.yaml`` (default ``default``)
-    :param overrides: preset fields to change (``method``, ``syre_gamma``, ``total_timesteps``, ...); a resume
+    :param overrides: preset fields to change (``method``, ``total_timesteps``, ..., and ``syre``: keys of the
+        syre group such as ``{"gamma": 1e-3}``, merged into the preset's); a resume
         accepts only a larger ``total_timesteps`` and refuses the others if they differ from the run's
     :param seed: the run's seed (default 0)
     :param resume: continue the run in ``run_dir`` from its last checkpoint
