@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from syre_rl.cli import EXIT_FAILED, OneLineParser, UsageError, fail, positive_int, seed_int
-from syre_rl.presets import PROJECT_ROOT, PresetError
+from syre_rl.presets import PresetError, runs_root
 from syre_rl.sweep.grid import expand, grid_names, load_grid
 
 PROG = "sweep.py"
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         grid.tasks = args.tasks or grid.tasks
         grid.__post_init__()  # the overrides obey the schema's rules too
         sweep_dir = (
-            args.sweep_dir or PROJECT_ROOT / "runs" / "sweeps" / args.grid.replace(":", "-")
+            args.sweep_dir or runs_root() / "sweeps" / args.grid.replace(":", "-")
         ).resolve()
         runs = expand(grid, sweep_dir, extra)
         if args.address:

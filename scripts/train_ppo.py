@@ -59,7 +59,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="syre's decay strength toward the anchors (not the discount, which is the preset's gamma)",
     )
     syre.add_argument(
-        "--syre-spread", "--spread", dest="spread", type=finite_float, help="spread of the diagonal D, in [0, 1)"
+        "--syre-spread",
+        "--spread",
+        dest="spread",
+        type=finite_float,
+        help="spread of the diagonal D, in [0, 1)",
     )
     syre.add_argument(
         "--syre-mode",

@@ -30,7 +30,7 @@ from syre_rl.cli import (
     positive_int,
     seed_int,
 )
-from syre_rl.presets import PROJECT_ROOT, PresetError, build_preset, load_preset
+from syre_rl.presets import PresetError, build_preset, load_preset, preset_dir, runs_root
 from syre_rl.supervised.data import DataError, default_data_dir
 from syre_rl.supervised.experiments import EXPERIMENTS
 from syre_rl.supervised.train import CheckpointError, train
@@ -86,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace):
     """The preset, with the command line's overrides, validated by the same schema."""
     experiment = EXPERIMENTS[args.experiment]
-    path = PROJECT_ROOT / "experiments" / f"{args.experiment}.yaml"
+    path = preset_dir("experiments") / f"{args.experiment}.yaml"
     cfg = load_preset(path, args.preset, experiment.schema)
     overrides = {
         "methods": ["syre"] if args.syre else args.methods,
@@ -122,7 +122,7 @@ def check(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    run_dir = args.run_dir or PROJECT_ROOT / "runs" / args.experiment
+    run_dir = args.run_dir or runs_root() / args.experiment
     try:
         check(argv if argv is not None else sys.argv[1:])
         if args.threads is not None:

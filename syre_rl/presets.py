@@ -29,6 +29,25 @@ from syre_rl.cli import MAX_INT
 T = TypeVar("T")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGED_PRESETS = Path(__file__).resolve().parent / "preset_files"  # filled by setup.py's build_py
+PRESET_KINDS = ("agents", "envs", "experiments", "grids")
+
+
+def preset_dir(kind: str) -> Path:
+    """The folder of one kind of preset files (``agents``, ``envs``, ``experiments``, ``grids``).
+
+    An installed package reads the copies it ships (``syre_rl/preset_files/<kind>``); a source checkout reads
+    the repository's top-level folders, the place to edit them.
+    """
+    if kind not in PRESET_KINDS:
+        raise ValueError(f"unknown kind of preset {kind!r}; one of: {', '.join(PRESET_KINDS)}")
+    packaged = PACKAGED_PRESETS / kind
+    return packaged if packaged.is_dir() else PROJECT_ROOT / kind
+
+
+def runs_root() -> Path:
+    """Where runs go by default: ``runs/`` of the source checkout, or of the working directory when installed."""
+    return PROJECT_ROOT / "runs" if (PROJECT_ROOT / "pyproject.toml").is_file() else Path.cwd() / "runs"
 
 
 class PresetError(ValueError):

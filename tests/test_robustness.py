@@ -117,7 +117,11 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
     ("train_ppo", [*PPO_SMOKE, "--run-dir", RL, "--force", "--env", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
     ("train_ppo", ["--preset", "nope", "--run-dir", RL, "--force"], "unknown preset 'nope'"),
     ("train_ppo", ["--algo", "dqn", "--run-dir", RL, "--force"], "--algo"),
-    ("train_ppo", [*PPO_SMOKE, "--run-dir", RL, "--force", "--spread", "1.5"], "spread must be a number in [0, 1)"),
+    (
+        "train_ppo",
+        [*PPO_SMOKE, "--run-dir", RL, "--force", "--spread", "1.5"],
+        "spread must be a number in [0, 1)",
+    ),
     ("train_ppo", [*PPO_SMOKE, "--run-dir", RL, "--force", "--mode", "sideways"], "--mode"),
     ("train_ppo", ["--preset", "smoke", "--sigma0", "0.1", "--run-dir", RL, "--force"], "needs --syre"),
     ("train_ppo", [*PPO_SMOKE, "--run-dir", RL], "--force to replace it"),

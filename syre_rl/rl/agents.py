@@ -18,10 +18,10 @@ import torch
 from syre_rl.baselines import METHODS as PLASTICITY_METHODS
 from syre_rl.core import Syre
 from syre_rl.policies.mixin import DEFAULT_SYRE_KWARGS
-from syre_rl.presets import PROJECT_ROOT, load_preset, preset_names
+from syre_rl.presets import load_preset, preset_dir, preset_names
 from syre_rl.rl.methods import METHODS
 
-AGENT_DIR = PROJECT_ROOT / "agents"
+AGENT_DIR = preset_dir("agents")
 
 
 # The keyword arguments of Syre a preset may set: all but the model and the tensors given in code.
@@ -40,7 +40,9 @@ def check_syre_kwargs(kwargs: dict[str, Any]) -> None:
     """
     unknown = sorted(set(kwargs) - set(SYRE_KEYS))
     if unknown:
-        raise ValueError(f"field 'syre': unknown key(s) {', '.join(unknown)}; allowed: {', '.join(SYRE_KEYS)}")
+        raise ValueError(
+            f"field 'syre': unknown key(s) {', '.join(unknown)}; allowed: {', '.join(SYRE_KEYS)}"
+        )
     settings = {k: v for k, v in {**DEFAULT_SYRE_KWARGS, **kwargs}.items() if k not in ("include", "exclude")}
     try:
         Syre([("weight", torch.zeros(1, 1, requires_grad=True))], **settings)

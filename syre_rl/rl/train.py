@@ -32,7 +32,7 @@ from syre_rl import runs
 from syre_rl.cli import UsageError, check_device, check_writable
 from syre_rl.envs import RegimeLoggerCallback, resolve_env
 from syre_rl.plasticity.callback import PlasticityCallback
-from syre_rl.presets import PROJECT_ROOT, PresetError, build_preset
+from syre_rl.presets import PresetError, build_preset, runs_root
 from syre_rl.rl.agents import AGENT_SCHEMAS, AgentPreset, agent_preset_names, load_agent_preset
 from syre_rl.rl.callbacks import (
     RegimeSyncedEvalCallback,
@@ -104,7 +104,7 @@ def agent_settings(algo: str, preset_name: str, overrides: dict[str, Any] | None
 
 def default_run_dir(algo: str, preset_name: str, preset: AgentPreset, seed: int) -> Path:
     env = preset.env.replace(":", "-").replace("/", "-")
-    return PROJECT_ROOT / "runs" / f"{algo}-{env}-{preset_name}-{preset.method}-s{seed}"
+    return runs_root() / f"{algo}-{env}-{preset_name}-{preset.method}-s{seed}"
 
 
 def _resume_settings(
@@ -112,7 +112,9 @@ def _resume_settings(
 ) -> tuple[str, str, int, AgentPreset]:
     """The run's own settings from its config.json; flags that would change them are refused."""
     config = run.read_config()
-    old_syre = {k: config["preset"].pop(f"syre_{k}") for k in OLD_SYRE_FIELDS if f"syre_{k}" in config["preset"]}
+    old_syre = {
+        k: config["preset"].pop(f"syre_{k}") for k in OLD_SYRE_FIELDS if f"syre_{k}" in config["preset"]
+    }
     if old_syre:  # a run written before the nested syre group
         config["preset"]["syre"] = old_syre
     if config["algo"] not in AGENT_SCHEMAS:

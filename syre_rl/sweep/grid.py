@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from syre_rl.presets import PROJECT_ROOT, PresetError, load_preset, preset_names
+from syre_rl.presets import PresetError, load_preset, preset_dir, preset_names
 from syre_rl.sweep.scripts import SCRIPTS, TrainScript
 
 __all__ = [
@@ -38,7 +38,7 @@ __all__ = [
     "write_manifest",
 ]
 
-GRID_DIR = PROJECT_ROOT / "grids"
+GRID_DIR = preset_dir("grids")
 MANIFEST = "sweep.json"
 _LABEL = re.compile(r"[A-Za-z0-9_.+-]+")
 
