@@ -315,3 +315,28 @@ def test_killed_and_resumed_runs_equal_an_uninterrupted_one(tmp_path):
     tensors = [k for k in a if isinstance(a[k], torch.Tensor)]
     assert tensors and all(torch.equal(a[k], b[k]) for k in tensors)
     assert not math.isnan(float(b[tensors[0]].sum()))
+
+
+def test_ctrl_c_in_train_supervised_says_where_the_checkpoint_is(dirs, capsys, monkeypatch):
+    script = load("train_supervised")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(script, "train", interrupted)
+    code = script.main([*SUP_TINY, "--run-dir", str(dirs["sup"]), "--resume"])
+    err = capsys.readouterr().err
+    assert code == 130 and "Traceback" not in err
+    assert f"the last checkpoint is {dirs['sup'] / 'checkpoint.pt'}" in err and "--resume" in err
+
+
+def test_a_run_written_before_the_syre_group_resumes(tmp_path):
+    run = tmp_path / "run"
+    rl_run(run, steps=512)
+    shutil.rmtree(run / "final")
+    config = json.loads((run / "config.json").read_text())
+    config["preset"].pop("syre")
+    config["preset"].update(syre_gamma=2e-3, syre_sigma0=0.01, syre_spread=0.0, syre_mode="coupled")
+    (run / "config.json").write_text(json.dumps(config))
+    result = train_rl(run, resume=True, overrides={"total_timesteps": 768}, **QUIET)
+    assert result.steps == 768 and runs.finished("rl", run)
