@@ -139,7 +139,7 @@ def prepare_new_run(run_dir: Path, kind: RunKind, force: bool) -> bool:
         )
     if found != kind:
         raise UsageError(
-            f"--force: {run_dir} is a {found} run ({SCRIPTS.get(found, found)}); this script replaces only {kind} runs"
+            f"--force: {run_dir} holds a run of {SCRIPTS.get(found, found)}; this script replaces only its own runs"
         )
     unknown = sorted(
         p.name for p in run_dir.iterdir() if p.name not in LAYOUTS[kind] and not _is_temporary(p.name)

@@ -133,7 +133,7 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
     ("train_ppo", ["--run-dir", "{badtype}", "--resume"], "seed must be a int"),
     ("train_ppo", ["--run-dir", "{badfield}", "--resume"], "learning_rate"),
     ("train_ppo", [*PPO_SMOKE, "--run-dir", FOREIGN, "--force"], "has no .syre_rl-run"),
-    ("train_ppo", [*PPO_SMOKE, "--run-dir", SUP, "--force"], "is a supervised run"),
+    ("train_ppo", [*PPO_SMOKE, "--run-dir", SUP, "--force"], "holds a run of train_supervised.py"),
     ("train_ppo", [*PPO_SMOKE, "--run-dir", f"{FILE}/run"], "is a file"),
     ("train_ppo", [*PPO_SMOKE, "--run-dir", FILE], "is a file"),
     # train_supervised.py
@@ -162,7 +162,7 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
         ],
         "missing file",
     ),
-    ("train_supervised", [*SUP_TINY, "--run-dir", RL, "--force"], "is a rl run"),
+    ("train_supervised", [*SUP_TINY, "--run-dir", RL, "--force"], "holds a run of train_ppo.py"),
     ("train_supervised", [*SUP_TINY, "--run-dir", FOREIGN, "--force"], "has no .syre_rl-run"),
     ("train_supervised", [*SUP_TINY, "--run-dir", SUP], "--force to replace it"),
     ("train_supervised", [*SUP_TINY, "--run-dir", SUP, "--resume", "--epochs", "2"], "another configuration"),

@@ -45,6 +45,7 @@ from syre_rl.rl.run_dir import (
     CheckpointError,
     DivergedError,
     RunDir,
+    check_finite,
     checkpoint_step,
     load_checkpoint,
     restore_normalization,
@@ -161,6 +162,15 @@ def _reseed_and_reset(model: BaseAlgorithm, seed: int) -> None:
         model._last_original_obs = model._vec_normalize_env.get_original_obs()
     if getattr(model, "use_sde", False):
         model.policy.reset_noise(model.env.num_envs)  # type: ignore[union-attr, operator]
+
+
+def _divergence(model: BaseAlgorithm) -> str:
+    """What went non-finite, for a divergence SB3 reported as a ValueError."""
+    try:
+        check_finite(model)
+    except DivergedError as err:
+        return str(err)
+    return f"training diverged at step {model.num_timesteps:,}: the policy's outputs are not finite"
 
 
 def _swap_envs(running: VecEnv, fresh: VecEnv) -> None:
@@ -308,12 +318,8 @@ def train(
     except (DivergedError, ValueError) as err:
         if not isinstance(err, DivergedError) and "nan" not in str(err).lower():
             raise
-        # torch's distributions refuse NaN parameters mid-rollout with a ValueError: the same divergence
-        reason = (
-            str(err)
-            if isinstance(err, DivergedError)
-            else f"training diverged at step {model.num_timesteps:,}"
-        )
+        # torch's distributions refuse NaN parameters (mid-update or mid-rollout) with a ValueError
+        reason = str(err) if isinstance(err, DivergedError) else _divergence(model)
         kept = run.checkpoints()
         where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was saved"
         raise DivergedError(f"{reason}; {where}") from None
