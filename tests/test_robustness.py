@@ -87,7 +87,12 @@ def dirs(tmp_path_factory) -> dict[str, Path]:
     sweep = root / "sweep"
     sweep.mkdir()
     (sweep / "sweep.json").write_text(json.dumps({"script": "train_ppo", "runs": [{"method": "ppo"}]}))
-    return {"root": root, "rl": rl, "sup": sup, "foreign": foreign, "sweep": sweep}
+    good = root / "goodsweep"
+    good.mkdir()
+    (good / "sweep.json").write_text(
+        json.dumps({"script": "train_ppo", "runs": [{"id": "a", "method": "ppo"}]})
+    )
+    return {"root": root, "rl": rl, "sup": sup, "foreign": foreign, "sweep": sweep, "goodsweep": good}
 
 
 # --------------------------------------------------------------------------------- bad-input table
@@ -179,7 +184,8 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
     # plot.py
     ("plot", ["{root}/nosweep"], "not a sweep directory"),
     ("plot", ["{sweep}"], "has no id"),
-    ("plot", ["{rl}", "--out", f"{FILE}/out"], "sweep"),
+    ("plot", ["{rl}"], "not a sweep directory"),
+    ("plot", ["{goodsweep}", "--out", f"{FILE}/out"], "is a file"),
     ("plot", ["{sweep}", "--bins", "0"], "--bins"),
     ("plot", ["{sweep}", "--confidence", "nan"], "--confidence"),
 ]
