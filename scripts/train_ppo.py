@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     except DivergedError as err:
         fail(PROG, str(err), EXIT_DIVERGED)
     except KeyboardInterrupt:
-        fail(PROG, "interrupted before training started; nothing to resume yet", EXIT_INTERRUPTED)
+        fail(PROG, "interrupted before training started; nothing was saved", EXIT_INTERRUPTED)
     return EXIT_INTERRUPTED if result.interrupted else 0
 
 

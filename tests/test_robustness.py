@@ -242,6 +242,11 @@ def test_a_run_stopped_after_its_last_update_finishes_on_resume(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "is at step 512 of 512" in result.stdout and runs.finished("rl", run)
+    final = (run / "final" / "model.zip").read_bytes()
+    again = train_rl(run, resume=True, **QUIET)  # a finished run: nothing to do, nothing rewritten
+    assert again.new_steps == 0 and (run / "final" / "model.zip").read_bytes() == final
+    longer = train_rl(run, resume=True, overrides={"total_timesteps": 768}, **QUIET)  # continues from final/
+    assert longer.steps == 768 and longer.new_steps == 256
 
 
 def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path):

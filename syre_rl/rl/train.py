@@ -226,8 +226,9 @@ def train(
             raise UsageError("--resume needs --run-dir")
         run = RunDir(run_dir)
         algo, preset, seed, settings = _resume_settings(run, algo, preset, seed, overrides)
-        checkpoint: Path | None = run.latest_checkpoint()
-        start_step = checkpoint_step(checkpoint)
+        finished = (run.final_dir / runs.MODEL_FILE).is_file()  # a finished run continues from final/
+        checkpoint: Path | None = run.final_dir if finished else run.latest_checkpoint()
+        start_step = 0 if finished else checkpoint_step(checkpoint)
     else:
         algo, preset, seed = algo or "ppo", preset or "default", 0 if seed is None else seed
         settings = agent_settings(algo, preset, overrides)
@@ -249,10 +250,15 @@ def train(
                 raise UsageError(f"cannot build the model: {str(err).splitlines()[0]}") from None
     finally:
         probe.close()
+    if checkpoint is not None:
+        start_step = model.num_timesteps
+    if checkpoint == run.final_dir and start_step >= settings.total_timesteps:
+        log(f"{run.path} finished at step {start_step:,}; pass a larger --total-timesteps to continue it")
+        return RunResult(run.path, start_step, 0, 0.0, False, run.final_dir)
     if checkpoint is not None and start_step >= settings.total_timesteps:
         saved = run.save_checkpoint(model, run.final_dir)  # stopped after the last update: finish the run
         log(f"{run.path} is at step {start_step:,} of {settings.total_timesteps:,}: wrote {saved}")
-        return RunResult(run.path, model.num_timesteps, 0, 0.0, False, saved)
+        return RunResult(run.path, start_step, 0, 0.0, False, saved)
     if replace:
         runs.clear_run(run.path)
     if checkpoint is None:
