@@ -187,6 +187,9 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
     ("plot", ["{rl}"], "not a sweep directory"),
     ("plot", ["{goodsweep}", "--out", f"{FILE}/out"], "is a file"),
     ("plot", ["{sweep}", "--bins", "0"], "--bins"),
+    # report.py
+    ("report", ["{root}/nosweep", "{root}/report"], "cannot read"),
+    ("report", ["{sup}", f"{FILE}/report"], "is a file"),
     ("plot", ["{sweep}", "--confidence", "nan"], "--confidence"),
 ]
 
@@ -206,7 +209,13 @@ def test_every_bad_input_is_one_line_exit_2_and_changes_nothing(dirs, capsys):
         assert len(err.splitlines()) == 1 and "Traceback" not in err, (script, args, err)
         assert err.startswith(f"{script}.py: error: ") and message in err, (script, args, err)
     assert {name: listing(dirs[name]) for name in before} == before
-    assert not (dirs["root"] / "sw").exists()
+    assert not (dirs["root"] / "sw").exists() and not (dirs["root"] / "report").exists()
+
+
+def test_report_script_writes_the_tables_of_a_supervised_run(dirs, tmp_path, capsys):
+    assert load("report").main([str(dirs["sup"]), str(tmp_path / "report")]) == 0
+    assert "teacher-student: results" in (tmp_path / "report" / "tables.md").read_text()
+    assert (tmp_path / "report" / "results.json").read_bytes() == (dirs["sup"] / "results.json").read_bytes()
 
 
 # ------------------------------------------------------------------------------ data-loss regressions

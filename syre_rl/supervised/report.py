@@ -10,6 +10,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from syre_rl.runs import RESULTS
+
 __all__ = ["write_report"]
 
 
@@ -192,9 +194,9 @@ def _plot_sweep(results: dict[str, Any], path: Path) -> None:
 def write_report(run_dir: str | Path, out_dir: str | Path) -> Path:
     """Write ``results.json`` (copied), ``tables.md`` and a figure for the run into ``out_dir``."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    results = json.loads((run_dir / "results.json").read_text())
+    results = json.loads((run_dir / RESULTS).read_text())
     out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "results.json", out_dir / "results.json")
+    shutil.copyfile(run_dir / RESULTS, out_dir / RESULTS)
     name = results["experiment"]
     header = (
         f"# {name}: results\n\nPreset `{results['preset']}`, {len(results['members'])} members, "
