@@ -216,4 +216,3 @@ def write_report(run_dir: str | Path, out_dir: str | Path) -> Path:
             _plot_sweep(results, out_dir / "figure.png")
     (out_dir / "tables.md").write_text(header + body + "\n")
     return out_dir
-
