@@ -327,7 +327,8 @@ def test_killed_and_resumed_runs_equal_an_uninterrupted_one(tmp_path):
         )
     assert kills == 3 and runs.finished("rl", run)
     steps = tb_steps(run / "tb")
-    assert steps == sorted(steps) and steps[-1] == 1024, steps
+    # the killed branch's points after its checkpoint are purged: the step axis never goes back or repeats
+    assert steps == sorted(steps) and len(set(steps)) == len(steps) and steps[-1] == 1024, steps
     a = PPO.load(whole / "final" / "model.zip", device="cpu").policy.state_dict()
     b = PPO.load(run / "final" / "model.zip", device="cpu").policy.state_dict()
     tensors = [k for k in a if isinstance(a[k], torch.Tensor)]
@@ -358,3 +359,16 @@ def test_a_run_written_before_the_syre_group_resumes(tmp_path):
     (run / "config.json").write_text(json.dumps(config))
     result = train_rl(run, resume=True, overrides={"total_timesteps": 768}, **QUIET)
     assert result.steps == 768 and runs.finished("rl", run)
+
+
+def test_a_resume_hides_the_points_the_stopped_run_logged_after_its_checkpoint(tmp_path):
+    """As if killed just before final/: the resumed run logs steps 512 and 768 again; TensorBoard (and plot.py,
+    which reads through the same EventAccumulator) shows each step once, from the resumed run."""
+    run = tmp_path / "run"
+    rl_run(run, steps=768)
+    shutil.rmtree(run / "final")
+    shutil.rmtree(run / "checkpoints" / "step_000000000512")  # the run is back at step 256
+    train_rl(run, resume=True, **QUIET)
+    steps = tb_steps(run / "tb")
+    assert len(list((run / "tb").glob("events.out.tfevents.*"))) == 2
+    assert steps == sorted(set(steps)) and steps[-1] == 768, steps
