@@ -34,7 +34,7 @@ ALGOS = ("a2c", "ppo", "sac")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from syre_rl.rl.methods import METHODS  # noqa: PLC0415  (imports Stable-Baselines3)
+    from syre_rl.rl.methods import POLICY_CHOICES  # noqa: PLC0415  (imports Stable-Baselines3)
 
     parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--algo", choices=ALGOS, help="agents/<algo>.yaml (default ppo)")
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--env", help="gymnasium id or task preset, e.g. slippery_ant:study (default: the preset's)"
     )
     method = parser.add_mutually_exclusive_group()
-    for name, build in METHODS.items():  # one flag per plasticity method: --syre, ...
+    for name, build in POLICY_CHOICES.items():  # one flag per plasticity method: --syre, ...
         if name != "none":
             flag = f"--{name.replace('_', '-')}"
             method.add_argument(flag, dest="method", action="store_const", const=name, help=build.__doc__)

@@ -62,13 +62,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--force", action="store_true", help="start over in a --run-dir that holds a run")
     group = p.add_argument_group("overrides of preset fields")
     group.add_argument("--syre", action="store_true", help="train syre members only (methods: [syre])")
-    group.add_argument("--methods", type=lambda s: s.split(","), help="comma-separated, e.g. vanilla,wd,syre")
+    group.add_argument(
+        "--methods", type=lambda s: s.split(","), help="comma-separated, any mix, e.g. none,l2,syre,cbp,redo"
+    )
     group.add_argument(
         "--weight-decay",
         "--gamma",
         dest="gamma",
         type=finite_float,
-        help="decay strength of wd and syre (replaces the preset's weight_decay sweep)",
+        help="decay strength of l2 and syre (replaces the preset's weight_decay sweep)",
     )
     group.add_argument("--sigma0", type=finite_float, help="anchor scale of syre (replaces the sigma0 sweep)")
     group.add_argument("--seeds", type=positive_int, help="members per setting")

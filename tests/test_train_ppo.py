@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from syre_rl.policies import SyreActorCriticPolicy
 from syre_rl.presets import PROJECT_ROOT
 from syre_rl.rl.agents import AGENT_SCHEMAS, agent_preset_names, load_agent_preset
-from syre_rl.rl.methods import METHODS
+from syre_rl.rl.methods import POLICY_CHOICES
 from syre_rl.rl.model import policy_kwargs
 
 SCRIPT = PROJECT_ROOT / "scripts" / "train_ppo.py"
@@ -196,7 +196,7 @@ def test_every_agent_preset_validates_and_the_paper_arms_share_one_decay():
     assert policy_kwargs(vanilla)["optimizer_kwargs"]["weight_decay"] == 0 and vanilla.method == "none"
     assert policy_kwargs(wd)["optimizer_kwargs"]["weight_decay"] == syre.syre_kwargs()["gamma"] == 2e-3
     assert policy_kwargs(syre)["optimizer_kwargs"]["weight_decay"] == 0
-    assert METHODS[syre.method]("ppo", syre, {})[0] is SyreActorCriticPolicy
+    assert POLICY_CHOICES[syre.method]("ppo", syre, {})[0] is SyreActorCriticPolicy
     assert dataclasses.replace(vanilla, weight_decay=0, method="none") == dataclasses.replace(
         syre, method="none", description=vanilla.description, syre={}
     )

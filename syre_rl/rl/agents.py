@@ -15,11 +15,10 @@ from typing import Any, Literal
 
 import torch
 
-from syre_rl.baselines import METHODS as PLASTICITY_METHODS
+from syre_rl.baselines import METHODS, check_method_kwargs
 from syre_rl.core import Syre
 from syre_rl.policies.mixin import DEFAULT_SYRE_KWARGS
 from syre_rl.presets import load_preset, preset_dir, preset_names
-from syre_rl.rl.methods import METHODS
 
 AGENT_DIR = preset_dir("agents")
 
@@ -71,7 +70,7 @@ class AgentPreset:
     :param adam_eps: Adam's eps (SB3 uses 1e-5 for on-policy algorithms, torch 1e-8)
     :param weight_decay: Adam's coupled weight decay toward 0 (the weight-decay arm of the syre paper)
     :param gamma: discount factor
-    :param method: plasticity method, a key of :data:`syre_rl.rl.methods.METHODS`
+    :param method: plasticity method, a name of the registry :data:`syre_rl.baselines.METHODS`
     :param syre: keyword arguments of :class:`syre_rl.core.Syre` for the method ``syre`` (``gamma``: the decay
         toward the anchors, ``sigma0``: anchor std ``sigma0 / sqrt(fan_in)``, ``spread``, ``mode``, ``include``,
         ``exclude``, ...); keys left out take :data:`syre_rl.policies.mixin.DEFAULT_SYRE_KWARGS`, the syre
@@ -120,16 +119,7 @@ class AgentPreset:
         check_syre_kwargs(self.syre)
         if self.method not in METHODS:
             raise ValueError(f"field 'method': {self.method!r} is not one of {', '.join(METHODS)}")
-        for name, kwargs in self.method_kwargs.items():
-            if name not in PLASTICITY_METHODS:
-                raise ValueError(
-                    f"field 'method_kwargs': {name!r} is not one of {', '.join(PLASTICITY_METHODS)}"
-                )
-            allowed = set(inspect.signature(PLASTICITY_METHODS[name]).parameters) - {"model"}
-            if not isinstance(kwargs, dict) or set(kwargs) - allowed:
-                raise ValueError(
-                    f"field 'method_kwargs.{name}' takes a mapping with keys from: {', '.join(sorted(allowed))}"
-                )
+        check_method_kwargs(self.method_kwargs)
         if self.plasticity_every < 0:
             raise ValueError(f"field 'plasticity_every' must be >= 0, got {self.plasticity_every!r}")
         if self.eval_freq < 0:

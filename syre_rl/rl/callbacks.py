@@ -1,5 +1,6 @@
 """SB3 callbacks of a run: anchor summary in TensorBoard, stop on Ctrl-C, periodic atomic checkpoints with a
-divergence check, and an evaluation that follows the regime of a changing task."""
+divergence check, an evaluation that follows the regime of a changing task, and methods told when the regime
+changes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 
+from syre_rl.baselines import PlasticityMethod
 from syre_rl.rl.run_dir import DivergedError, RunDir, check_finite
 
 
@@ -42,6 +44,29 @@ class SyreSummaryCallback(BaseCallback):
         self.logger.dump(self.num_timesteps)
 
     def _on_step(self) -> bool:
+        return True
+
+
+class TaskChangeCallback(BaseCallback):
+    """Call ``on_task_change()`` of every plasticity method in the policy when the first env's regime changes
+    (``info["regime"]["index"]``): Shrink & Perturb's boundary form acts there. The first regime seen (at the
+    start, or after a resume) is no change. Envs without a regime (stationary tasks) never trigger it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.regime: int | None = None
+        self.changes = 0
+
+    def _on_step(self) -> bool:
+        regime = self.locals["infos"][0].get("regime")
+        if not regime or "index" not in regime:
+            return True
+        if self.regime is not None and regime["index"] != self.regime:
+            for module in self.model.policy.modules():
+                if isinstance(module, PlasticityMethod):
+                    module.on_task_change()
+            self.changes += 1
+        self.regime = regime["index"]
         return True
 
 

@@ -39,6 +39,7 @@ from syre_rl.rl.callbacks import (
     RunCheckpointCallback,
     StopOnSignalCallback,
     SyreSummaryCallback,
+    TaskChangeCallback,
 )
 from syre_rl.rl.model import ALGORITHMS, build_model, make_env
 from syre_rl.rl.run_dir import (
@@ -287,13 +288,16 @@ def train(
     # 3. Callbacks: anchors summary, regime of a non-stationary task, checkpoints (divergence, Ctrl-C),
     #    plasticity measurements, evaluation.
     stop = StopOnSignalCallback()
-    callbacks: list[BaseCallback] = [SyreSummaryCallback(), RegimeLoggerCallback(), stop]
+    task_change = TaskChangeCallback()  # methods that act at regime changes (Shrink & Perturb's boundary form)
+    callbacks: list[BaseCallback] = [SyreSummaryCallback(), RegimeLoggerCallback(), task_change, stop]
 
     def restart(step: int, saved: Path) -> None:
         """Continue from the checkpoint just saved exactly as a resume from it would: fresh environments
-        (their running normalization statistics are already the checkpoint's), reseeded from the step."""
+        (their running normalization statistics are already the checkpoint's), reseeded from the step, and the
+        regime seen first after it is no change (as after a resume)."""
         _swap_envs(model.get_env(), environments(step, None))
         _reseed_and_reset(model, seed + step)
+        task_change.regime = None
 
     checkpoints = RunCheckpointCallback(run, settings.checkpoint_freq, on_checkpoint=restart, stop=stop)
     callbacks.append(checkpoints)

@@ -12,7 +12,27 @@ from typing import Any
 
 from syre_rl.runs import RESULTS
 
-__all__ = ["write_report"]
+__all__ = ["LEGACY_METRICS", "LEGACY_NAMES", "upgrade_results", "write_report"]
+
+# Method names of results written before the one registry (docs/methods.md): old name -> registry name.
+LEGACY_NAMES = {"vanilla": "none", "wd": "l2"}
+# Metric names of results written before the measurements were named for what they compute.
+LEGACY_METRICS = {"stable_rank": "srank_fraction"}
+
+
+def upgrade_results(results: dict[str, Any]) -> dict[str, Any]:
+    """Results written under the old names, read under today's (members' methods and metric keys); in place."""
+    for member in results.get("members", []):
+        member["method"] = LEGACY_NAMES.get(member["method"], member["method"])
+        old = member["name"].split("_", 1)
+        if old[0] in LEGACY_NAMES:
+            member["name"] = "_".join([LEGACY_NAMES[old[0]], *old[1:]])
+    for entry in results.get("history", []):
+        entry["metrics"] = {
+            "/".join(LEGACY_METRICS.get(part, part) for part in key.split("/")): value
+            for key, value in entry["metrics"].items()
+        }
+    return results
 
 
 def _final(results: dict[str, Any]) -> dict[str, list[float]]:
@@ -33,19 +53,19 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def _members_table(results: dict[str, Any]) -> str:
-    """One row per member: accuracy, then effective rank, stable rank and dead share of each hidden layer."""
+    """One row per member: accuracy, then effective rank, srank fraction and dead share of each hidden layer."""
     metrics, names = _final(results), [m["name"] for m in results["members"]]
     layers = _layers(metrics, "test/effective_rank/")
     header = ["member", "test accuracy"]
     header += (
         [f"eff. rank {layer}" for layer in layers]
-        + [f"stable rank {layer}" for layer in layers]
+        + [f"srank fraction {layer}" for layer in layers]
         + [f"dead {layer}" for layer in layers]
     )
     rows = []
     for i, name in enumerate(names):
         row = [name, metrics["test/accuracy"][i]]
-        for kind in ("effective_rank", "stable_rank", "dead_fraction"):
+        for kind in ("effective_rank", "srank_fraction", "dead_fraction"):
             row += [metrics[f"test/{kind}/{layer}"][i] for layer in layers]
         rows.append(row)
     return _table(header, rows)
@@ -91,7 +111,7 @@ def _permuted_tables(results: dict[str, Any]) -> str:
     out.append(_table(["task", *names], [[h["task"], *h["metrics"]["tasks/mean_accuracy"]] for h in ends]))
     for kind, title in (
         ("effective_rank", "Effective rank"),
-        ("stable_rank", "Stable rank (fraction of width)"),
+        ("srank_fraction", "srank (99% of the singular values' sum) as a fraction of width"),
         ("dead_fraction", "Dead units (share)"),
     ):
         out += [
@@ -157,7 +177,7 @@ def _plot_sweep(results: dict[str, Any], path: Path) -> None:
     rank_axis = axes[2].twinx()
     groups: dict[str, list[int]] = {}
     for i, m in enumerate(members):
-        label = {"wd": "wd", "syre": f"syre s0={m['sigma0']:g}"}.get(m["method"], m["method"])
+        label = f"syre s0={m['sigma0']:g}" if m["method"] == "syre" else m["method"]
         groups.setdefault(label, []).append(i)
     for label, idx in groups.items():
         if label == "dropout":
@@ -194,7 +214,7 @@ def _plot_sweep(results: dict[str, Any], path: Path) -> None:
 def write_report(run_dir: str | Path, out_dir: str | Path) -> Path:
     """Write ``results.json`` (copied), ``tables.md`` and a figure for the run into ``out_dir``."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    results = json.loads((run_dir / RESULTS).read_text())
+    results = upgrade_results(json.loads((run_dir / RESULTS).read_text()))
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir / RESULTS, out_dir / RESULTS)
     name = results["experiment"]

@@ -24,7 +24,14 @@ from torch import Tensor, nn
 
 from syre_rl import runs
 from syre_rl.cli import DivergedError, UsageError, check_device, check_writable
-from syre_rl.supervised.methods import Member, attach_methods, build_members, check_methods
+from syre_rl.supervised.methods import (
+    Member,
+    attach_methods,
+    build_members,
+    check_methods,
+    method_metrics,
+    on_task_change,
+)
 
 __all__ = [
     "CheckpointError",
@@ -56,23 +63,24 @@ def _positive(name: str, value: float) -> None:
 class SupervisedPreset:
     """Fields every supervised experiment has (``experiments/<name>.yaml``); experiments add their own.
 
-    :param methods: keys of :data:`syre_rl.supervised.methods.METHODS`, compared side by side (``l2-init`` and
-        ``shrink-perturb`` act on every member, so each is a run's only method).
-    :param method_kwargs: settings of ``l2-init`` / ``shrink-perturb`` (keyword arguments of
-        :func:`syre_rl.baselines.make_method`) by method name; unset ones keep the reference settings.
-    :param weight_decay: decay strengths swept by ``wd`` and ``syre`` (``decay_mode`` says which convention).
+    :param methods: method names (the registry's: ``none``, ``l2``, ``syre``, ``l2-init``, ``shrink-perturb``,
+        ``cbp``, ``redo``, ``dropout``), compared side by side in one stacked model; any mix.
+    :param method_kwargs: settings of ``l2-init``, ``shrink-perturb``, ``cbp`` and ``redo`` (keyword arguments of
+        their :mod:`syre_rl.baselines` classes) by method name; unset ones keep the reference settings.
+    :param weight_decay: decay strengths swept by ``l2`` and ``syre`` (``decay_mode`` says which convention).
     :param sigma0: anchor scales swept by ``syre`` (the anchor std is ``sigma0 / sqrt(fan_in)``).
     :param dropout: rates swept by the ``dropout`` method.
     :param seeds: members per setting; member seeds are ``seed, seed + 1, ...``.
     :param train_size: use the first examples only (0: all); for quick runs and tests.
     :param eval_size: test examples used for ranks and dead units (accuracy uses ``test_size``).
     :param optimizer_impl: ``fused`` (one kernel per step where the device supports it) or ``foreach``.
+    :param adam_betas: Adam's betas for every member (``[0.99, 0.99]``: Dohare et al.'s "ns-adam").
     """
 
     epochs: int = 1
     batch_size: int = 64
     lr: float = 1e-3
-    methods: list[str] = field(default_factory=lambda: ["vanilla", "syre"])
+    methods: list[str] = field(default_factory=lambda: ["none", "syre"])
     weight_decay: list[float] = field(default_factory=lambda: [1e-2])
     sigma0: list[float] = field(default_factory=lambda: [1e-2])
     dropout: list[float] = field(default_factory=list)
@@ -85,6 +93,7 @@ class SupervisedPreset:
     eval_size: int = 2000
     amp: bool = True
     optimizer_impl: Literal["fused", "foreach"] = "fused"
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "seeds", "eval_size"):
@@ -100,11 +109,15 @@ class SupervisedPreset:
                     raise ValueError(f"field {name!r} values must be finite and >= 0, got {v!r}")
         if any(not 0 <= p < 1 for p in self.dropout):
             raise ValueError(f"field 'dropout' values must be in [0, 1), got {self.dropout}")
+        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
+            raise ValueError(f"field 'adam_betas' must be two numbers in [0, 1), got {self.adam_betas!r}")
         check_methods(self.methods, self.method_kwargs)
 
     def members(self) -> list[Member]:
         seeds = range(self.seed, self.seed + self.seeds)
-        return build_members(self.methods, seeds, self.weight_decay, self.sigma0, self.dropout)
+        return build_members(
+            self.methods, seeds, self.weight_decay, self.sigma0, self.dropout, self.method_kwargs
+        )
 
 
 @dataclass(frozen=True)
@@ -198,7 +211,7 @@ def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
 def make_optimizer(model: nn.Module, cfg: SupervisedPreset) -> torch.optim.Adam:
     """One Adam over all stacked members (elementwise, so it is ``E`` independent Adams)."""
     impl = {"fused": True} if cfg.optimizer_impl == "fused" else {"foreach": True}
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, **impl)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas), **impl)
 
 
 # ------------------------------------------------------------------------------------------------ train
@@ -247,7 +260,6 @@ def train(
         experiment.members,
         decay_mode=cfg.decay_mode,
         include=experiment.decay_include,
-        anchor_seed=cfg.seed,
         method_kwargs=cfg.method_kwargs,
     )
     history: list[dict[str, Any]] = []
@@ -281,6 +293,8 @@ def train(
     try:
         for stage in stages[start:end]:
             t0 = time.perf_counter()
+            if stage.task > 0 and stage.epoch == 0:
+                on_task_change(methods)  # a new task starts (resumed runs checkpoint after the previous stage)
             model.eval()
             with torch.no_grad():
                 metrics = {f"start/{k}": v for k, v in experiment.start_stage(stage).items()}
@@ -299,6 +313,7 @@ def train(
             with torch.no_grad(), torch.autocast(**autocast):
                 metrics.update(experiment.evaluate(stage))
             metrics["train/loss"] = (total / max(steps, 1)).tolist()
+            metrics.update(method_metrics(methods, len(experiment.members)))
             elapsed += time.perf_counter() - t0
             history.append(
                 {"stage": stage.index, "task": stage.task, "epoch": stage.epoch, "metrics": metrics}

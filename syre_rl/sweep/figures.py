@@ -139,10 +139,12 @@ def supervised_curves(
     sweep_dir: Path, runs: list[dict], metrics: list[tuple[str, list[str]]], warn: Warn = _stderr
 ) -> TaskCurves:
     """One point per stage for every member of every run, grouped by the member's name without its seed."""
+    from syre_rl.supervised.report import upgrade_results  # noqa: PLC0415  (results under older names)
+
     results = []
     for run in runs:
         try:
-            results.append(json.loads((sweep_dir / run["id"] / layout.RESULTS).read_text()))
+            results.append(upgrade_results(json.loads((sweep_dir / run["id"] / layout.RESULTS).read_text())))
         except (OSError, ValueError):
             warn(f"{run['id']} has no readable results.json yet; left out")
     stages = max((r["stages"] for r in results), default=0)
