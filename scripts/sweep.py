@@ -90,9 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         grid.seeds = args.seeds or grid.seeds
         grid.tasks = args.tasks or grid.tasks
         grid.__post_init__()  # the overrides obey the schema's rules too
-        sweep_dir = (
-            args.sweep_dir or runs_root() / "sweeps" / args.grid.replace(":", "-")
-        ).resolve()
+        sweep_dir = (args.sweep_dir or runs_root() / "sweeps" / args.grid.replace(":", "-")).resolve()
         runs = expand(grid, sweep_dir, extra)
         if args.address:
             import_ray()

@@ -288,7 +288,9 @@ def train(
     # 3. Callbacks: anchors summary, regime of a non-stationary task, checkpoints (divergence, Ctrl-C),
     #    plasticity measurements, evaluation.
     stop = StopOnSignalCallback()
-    task_change = TaskChangeCallback()  # methods that act at regime changes (Shrink & Perturb's boundary form)
+    task_change = (
+        TaskChangeCallback()
+    )  # methods that act at regime changes (Shrink & Perturb's boundary form)
     callbacks: list[BaseCallback] = [SyreSummaryCallback(), RegimeLoggerCallback(), task_change, stop]
 
     def restart(step: int, saved: Path) -> None:

@@ -294,7 +294,9 @@ def train(
         for stage in stages[start:end]:
             t0 = time.perf_counter()
             if stage.task > 0 and stage.epoch == 0:
-                on_task_change(methods)  # a new task starts (resumed runs checkpoint after the previous stage)
+                on_task_change(
+                    methods
+                )  # a new task starts (resumed runs checkpoint after the previous stage)
             model.eval()
             with torch.no_grad():
                 metrics = {f"start/{k}": v for k, v in experiment.start_stage(stage).items()}
