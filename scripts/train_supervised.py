@@ -3,6 +3,7 @@
     python scripts/train_supervised.py --experiment permuted-mnist --run-dir runs/pmnist
     python scripts/train_supervised.py --experiment teacher-student --syre --sigma0 0.1 --gamma 0.01
     python scripts/train_supervised.py --experiment mnist-fcn-wd --preset quick --seeds 3 --run-dir runs/wd --force
+    python scripts/train_supervised.py --experiment permuted-mnist --device cuda --step graph
 
 Presets are ``experiments/<name>.yaml``; command-line options override their fields. The run itself is
 :func:`syre_rl.supervised.train.train`. Bad input (unknown experiment or preset, invalid numbers, missing data,
@@ -33,7 +34,7 @@ from syre_rl.cli import (
 from syre_rl.presets import PresetError, build_preset, load_preset, preset_dir, runs_root
 from syre_rl.supervised.data import DataError, default_data_dir
 from syre_rl.supervised.experiments import EXPERIMENTS
-from syre_rl.supervised.train import CheckpointError, train
+from syre_rl.supervised.train import STEP_MODES, CheckpointError, train
 
 PROG = "train_supervised.py"
 
@@ -58,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--step",
+        choices=STEP_MODES,
+        default="eager",
+        help="graph: capture each stage's training step as a CUDA graph and replay it (fast on GPUs)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
     p.add_argument("--force", action="store_true", help="start over in a --run-dir that holds a run")
     group = p.add_argument_group("overrides of preset fields")
@@ -139,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             force=args.force,
             preset=args.preset,
+            step=args.step,
         )
     except (UsageError, PresetError, DataError, CheckpointError, ValueError) as err:
         fail(PROG, str(err))
