@@ -256,6 +256,8 @@ class Syre(nn.Module):
             else self.sigma0
             for n, t in selected
         ]
+        if any(not std * 10 < torch.finfo(p.dtype).max for p, std in zip(self._params, self._stds)):
+            raise ValueError(f"sigma0={self.sigma0!r} is too large: the anchors would not be finite")
         self._seeds = [_tensor_seed(self.seed, n) for n in self._names]
         given = self._check_given("anchors", anchors) if anchors is not None else None
         given_diags = self._check_given("diagonals", diagonals) if diagonals is not None else None

@@ -1,15 +1,16 @@
 """Tables (Markdown) and figures (PNG) from a run's ``results.json``.
 
-python -m syre_rl.supervised.report runs/permuted-mnist docs/results/supervised/permuted-mnist
+python scripts/report.py runs/permuted-mnist docs/results/supervised/permuted-mnist
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
+
+from syre_rl.runs import RESULTS
 
 __all__ = ["LEGACY_METRICS", "LEGACY_NAMES", "upgrade_results", "write_report"]
 
@@ -213,9 +214,9 @@ def _plot_sweep(results: dict[str, Any], path: Path) -> None:
 def write_report(run_dir: str | Path, out_dir: str | Path) -> Path:
     """Write ``results.json`` (copied), ``tables.md`` and a figure for the run into ``out_dir``."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    results = upgrade_results(json.loads((run_dir / "results.json").read_text()))
+    results = upgrade_results(json.loads((run_dir / RESULTS).read_text()))
     out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "results.json", out_dir / "results.json")
+    shutil.copyfile(run_dir / RESULTS, out_dir / RESULTS)
     name = results["experiment"]
     header = (
         f"# {name}: results\n\nPreset `{results['preset']}`, {len(results['members'])} members, "
@@ -235,9 +236,3 @@ def write_report(run_dir: str | Path, out_dir: str | Path) -> Path:
             _plot_sweep(results, out_dir / "figure.png")
     (out_dir / "tables.md").write_text(header + body + "\n")
     return out_dir
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m syre_rl.supervised.report RUN_DIR OUT_DIR")
-    print(write_report(sys.argv[1], sys.argv[2]))

@@ -14,8 +14,6 @@ import dataclasses
 import functools
 import json
 import math
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +23,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from syre_rl import runs
+from syre_rl.cli import DivergedError, UsageError, check_device, check_writable
 from syre_rl.supervised.methods import (
     UNIT_METHODS,
     Member,
@@ -38,6 +38,7 @@ from syre_rl.supervised.methods import (
 __all__ = [
     "STEP_MODES",
     "CheckpointError",
+    "DivergedError",
     "Experiment",
     "GraphedStep",
     "RunDirError",
@@ -55,11 +56,11 @@ GRAPH_WARMUP = 3
 UNGRAPHABLE_METHODS = UNIT_METHODS
 
 
-class RunDirError(Exception):
-    """The run directory cannot be used as asked (exists without --force/--resume, nothing to resume)."""
+class RunDirError(UsageError):
+    """The run directory cannot be used as asked (nothing to resume)."""
 
 
-class CheckpointError(Exception):
+class CheckpointError(ValueError):
     """A checkpoint is unreadable or belongs to another configuration."""
 
 
@@ -179,34 +180,18 @@ class Experiment:
 
 
 # ---------------------------------------------------------------------------------------------- run dir
-def _prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
-    """Refuse to clobber a previous run unless asked; with ``force`` remove only what a run writes."""
-    outputs = [run_dir / n for n in ("checkpoint.pt", "results.json", "tb")]
-    exists = any(p.exists() for p in outputs)
+def _check_run_dir(run_dir: Path, resume: bool, force: bool) -> bool:
+    """Whether an old run must be cleared before this one starts; raises before anything changes."""
+    check_writable(run_dir, "run directory")
     if resume:
-        if not (run_dir / "checkpoint.pt").is_file():
-            raise RunDirError(f"nothing to resume: no checkpoint.pt in {run_dir}")
-        return
-    if exists and not force:
-        raise RunDirError(
-            f"run directory {run_dir} already holds a run; pass --resume to continue or --force to restart"
-        )
-    for path in outputs:
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+        if not (run_dir / runs.SUPERVISED_CHECKPOINT).is_file():
+            raise RunDirError(f"nothing to resume: no {runs.SUPERVISED_CHECKPOINT} in {run_dir}")
+        return False
+    return runs.prepare_new_run(run_dir, "supervised", force)
 
 
 def _write_json(path: Path, data: Any) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, allow_nan=True) + "\n"))
+    runs.atomic_write_text(path, json.dumps(data, indent=1, allow_nan=True) + "\n")
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -370,10 +355,10 @@ def train(
         )
     from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415  (heavy; only when training)
 
-    run_dir, device = Path(run_dir), torch.device(device)
-    _prepare_run_dir(run_dir, resume, force)
+    run_dir, device = Path(run_dir), torch.device(check_device(str(device)))
+    replace = _check_run_dir(run_dir, resume, force)
     config = dataclasses.asdict(cfg)
-    checkpoint = load_checkpoint(run_dir / "checkpoint.pt") if resume else None
+    checkpoint = load_checkpoint(run_dir / runs.SUPERVISED_CHECKPOINT) if resume else None
     if checkpoint is not None and (checkpoint["experiment"], checkpoint["config"]) != (
         experiment_cls.name,
         config,
@@ -411,9 +396,14 @@ def train(
             ) from None
         _set_rng_state(checkpoint["rng"], device)
         start, elapsed, history = checkpoint["next_stage"], checkpoint["elapsed"], checkpoint["history"]
+    # Every check passed (settings, data, device, checkpoint): only now may an old run go.
+    if replace:
+        runs.clear_run(run_dir)
+    if not resume:
+        runs.write_marker(run_dir, "supervised")
 
     members = [dataclasses.asdict(m) | {"name": m.name} for m in experiment.members]
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=start if start else None)
+    writer = SummaryWriter(str(run_dir / runs.TB), purge_step=start if start else None)
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
     stages = experiment.stages()
     log(
@@ -421,67 +411,90 @@ def train(
     )
     results: dict[str, Any] = {}
     end = len(stages) if max_stages is None else min(len(stages), start + max_stages)
-    for stage in stages[start:end]:
-        t0 = time.perf_counter()
-        if stage.task > 0 and stage.epoch == 0:
-            on_task_change(methods)  # a new task starts (resumed runs checkpoint after the previous stage)
-        model.eval()
-        with torch.no_grad():
-            metrics = {f"start/{k}": v for k, v in experiment.start_stage(stage).items()}
-        model.train()
-        total, steps = torch.zeros(len(experiment.members), device=device), 0
-        if step == "graph":
-            train_step: Callable[[Tensor], None] = GraphedStep(experiment, optimizer, stage, autocast, total)
-        else:
-            train_step = functools.partial(eager_step, experiment, optimizer, stage, autocast, total)
-        for batch in experiment.batches(stage):
-            train_step(batch)
-            steps += 1
-        model.eval()
-        with torch.no_grad(), torch.autocast(**autocast):
-            metrics.update(experiment.evaluate(stage))
-        metrics["train/loss"] = (total / max(steps, 1)).tolist()
-        metrics.update(method_metrics(methods, len(experiment.members)))
-        elapsed += time.perf_counter() - t0
-        history.append({"stage": stage.index, "task": stage.task, "epoch": stage.epoch, "metrics": metrics})
-        for key, values in metrics.items():
-            for member, value in zip(members, values, strict=True):
-                writer.add_scalar(f"{key}/{member['name']}", value, stage.index)
-        writer.flush()
-        results = {
-            "experiment": experiment.name,
-            "preset": preset,
-            "device": str(device),
-            "step": step,
-            "config": config,
-            "members": members,
-            "stages_done": stage.index + 1,
-            "stages": len(stages),
-            "train_seconds": elapsed,
-            "history": history,
-        }
-        state = {
-            "format": CHECKPOINT_FORMAT,
-            "experiment": experiment.name,
-            "config": config,
-            "next_stage": stage.index + 1,
-            "elapsed": elapsed,
-            "history": history,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "methods": methods.state_dict(),
-            "rng": _rng_state(device),
-        }
-        _atomic_write(run_dir / "checkpoint.pt", functools.partial(torch.save, state))
-        _write_json(run_dir / "results.json", results)
-        log(
-            f"stage {stage.index + 1}/{len(stages)} (task {stage.task}, epoch {stage.epoch}) "
-            f"{time.perf_counter() - t0:.1f}s " + _headline(metrics, members)
-        )
-    writer.close()
+    try:
+        for stage in stages[start:end]:
+            t0 = time.perf_counter()
+            if stage.task > 0 and stage.epoch == 0:
+                on_task_change(
+                    methods
+                )  # a new task starts (resumed runs checkpoint after the previous stage)
+            model.eval()
+            with torch.no_grad():
+                metrics = {f"start/{k}": v for k, v in experiment.start_stage(stage).items()}
+            model.train()
+            total, steps = torch.zeros(len(experiment.members), device=device), 0
+            if step == "graph":
+                train_step: Callable[[Tensor], None] = GraphedStep(
+                    experiment, optimizer, stage, autocast, total
+                )
+            else:
+                train_step = functools.partial(eager_step, experiment, optimizer, stage, autocast, total)
+            for batch in experiment.batches(stage):
+                train_step(batch)
+                steps += 1
+            _check_finite(model, total, stage, members, run_dir)
+            model.eval()
+            with torch.no_grad(), torch.autocast(**autocast):
+                metrics.update(experiment.evaluate(stage))
+            metrics["train/loss"] = (total / max(steps, 1)).tolist()
+            metrics.update(method_metrics(methods, len(experiment.members)))
+            elapsed += time.perf_counter() - t0
+            history.append(
+                {"stage": stage.index, "task": stage.task, "epoch": stage.epoch, "metrics": metrics}
+            )
+            for key, values in metrics.items():
+                for member, value in zip(members, values, strict=True):
+                    writer.add_scalar(f"{key}/{member['name']}", value, stage.index)
+            writer.flush()
+            results = {
+                "experiment": experiment.name,
+                "preset": preset,
+                "device": str(device),
+                "step": step,
+                "config": config,
+                "members": members,
+                "stages_done": stage.index + 1,
+                "stages": len(stages),
+                "train_seconds": elapsed,
+                "history": history,
+            }
+            state = {
+                "format": CHECKPOINT_FORMAT,
+                "experiment": experiment.name,
+                "config": config,
+                "next_stage": stage.index + 1,
+                "elapsed": elapsed,
+                "history": history,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "methods": methods.state_dict(),
+                "rng": _rng_state(device),
+            }
+            # results first: a kill between the two leaves complete results and a checkpoint one stage behind
+            _write_json(run_dir / runs.RESULTS, results)
+            runs.atomic_write(run_dir / runs.SUPERVISED_CHECKPOINT, functools.partial(torch.save, state))
+            log(
+                f"stage {stage.index + 1}/{len(stages)} (task {stage.task}, epoch {stage.epoch}) "
+                f"{time.perf_counter() - t0:.1f}s " + _headline(metrics, members)
+            )
+    finally:
+        writer.close()
     if not results:  # resumed a finished run
-        results = json.loads((run_dir / "results.json").read_text())
+        results = json.loads((run_dir / runs.RESULTS).read_text())
     return results
+
+
+def _check_finite(
+    model: nn.Module, losses: Tensor, stage: Stage, members: list[dict[str, Any]], run_dir: Path
+) -> None:
+    """Stop the run (before measuring or checkpointing) if a member's loss or any weight is not finite."""
+    bad = [m["name"] for m, ok in zip(members, torch.isfinite(losses).tolist(), strict=True) if not ok]
+    weights = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad or weights:
+        what = f"the loss of {', '.join(bad[:3])}" if bad else f"{weights[0]}"
+        kept = run_dir / runs.SUPERVISED_CHECKPOINT
+        where = f"the last good checkpoint is {kept}" if kept.is_file() else "no checkpoint was saved"
+        raise DivergedError(f"training diverged in stage {stage.index + 1}: {what} is not finite; {where}")
 
 
 def _headline(metrics: dict[str, list[float]], members: list[dict[str, Any]]) -> str:
