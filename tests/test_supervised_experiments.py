@@ -17,11 +17,16 @@ from syre_rl.supervised.report import seed_summary, upgrade_results, write_acros
 from syre_rl.supervised.train import Stage, train
 
 CPU = torch.device("cpu")
-_spec = importlib.util.spec_from_file_location(
-    "train_supervised", PROJECT_ROOT / "scripts" / "train_supervised.py"
-)
-train_supervised = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_supervised)
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train_supervised = _load_script("train_supervised")
 
 
 def tiny(name: str, **fields):
@@ -182,20 +187,21 @@ def test_simclr_probes_and_low_rankness_on_cifar100_layout(tmp_path, capsys):
 def test_cifar10_resnet_sweeps_sigma0(tmp_path, capsys):
     """The CIFAR-10 pickle folder (``cifar-10-batches-py/{data_batch_1..5,test_batch}``) runs from the command
     line; without it the run stops with one line that names the folder it looked in."""
-    code = train_supervised.main(
-        [
-            "--experiment",
-            "cifar10-resnet",
-            "--preset",
-            "tiny",
-            "--data-dir",
-            str(tmp_path),
-            "--run-dir",
-            str(tmp_path / "none"),
-        ]
-    )
+    with pytest.raises(SystemExit) as exit_info:
+        train_supervised.main(
+            [
+                "--experiment",
+                "cifar10-resnet",
+                "--preset",
+                "tiny",
+                "--data-dir",
+                str(tmp_path),
+                "--run-dir",
+                str(tmp_path / "none"),
+            ]
+        )
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "cifar-10-batches-py" in err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "cifar-10-batches-py" in err
     write_cifar(tmp_path, "cifar10", n=16)
     args = ("--experiment", "cifar10-resnet", "--preset", "tiny", "--data-dir", str(tmp_path))
     results = run_script(tmp_path, capsys, *args)
@@ -292,3 +298,12 @@ def test_report_summarises_each_setting_over_its_seeds(tmp_path):
         ["10.0", "syre_wd1_s0.1"],
     ]
     assert "| none | 0.92 [" in (out / "across.md").read_text() and (out / "across.png").stat().st_size > 0
+    report_script = _load_script("report")
+    args = ["--across", "beta", str(tmp_path / "cli"), str(tmp_path / "run1"), str(tmp_path / "run10")]
+    assert (
+        report_script.main(args) == 0
+        and (tmp_path / "cli" / "across.csv").read_text() == (out / "across.csv").read_text()
+    )
+    with pytest.raises(SystemExit) as exit_info:  # a run without the field: one line, exit 2, nothing written
+        report_script.main(["--across", "gamma", str(tmp_path / "cli2"), str(tmp_path / "run1")])
+    assert exit_info.value.code == 2 and not (tmp_path / "cli2").exists()

@@ -1,7 +1,7 @@
 """Tables (Markdown) and figures (PNG) from a run's ``results.json``.
 
-python -m syre_rl.supervised.report runs/permuted-mnist docs/results/supervised/permuted-mnist
-python -m syre_rl.supervised.report --across beta docs/results/supervised/beta-vae runs/vae-b1 runs/vae-b10
+python scripts/report.py runs/permuted-mnist docs/results/supervised/permuted-mnist
+python scripts/report.py --across beta docs/results/supervised/beta-vae runs/vae-b1 runs/vae-b10
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from syre_rl.runs import RESULTS
 from syre_rl.sweep.curves import bootstrap_band
 
 __all__ = [
@@ -69,7 +69,7 @@ def seed_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
         first = members[idx[0]]
         row: dict[str, Any] = {"setting": setting, "seeds": len(idx)}
         row |= {k: first.get(k, 0.0) for k in ("method", "weight_decay", "sigma0", "dropout")}
-        for key in sorted(metrics):
+        for key in sorted(k for k, v in metrics.items() if isinstance(v, list) and len(v) == len(members)):
             values = np.array([[metrics[key][i]] for i in idx], dtype=np.float64)
             mean, lo, hi, _ = bootstrap_band(values)
             row[key] = {
@@ -318,9 +318,9 @@ def _plot_sweep(rows: list[dict[str, Any]], path: Path) -> None:
 def write_report(run_dir: str | Path, out_dir: str | Path) -> Path:
     """Write ``results.json`` (copied), ``tables.md`` and a figure for the run into ``out_dir``."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    results = upgrade_results(json.loads((run_dir / "results.json").read_text()))
+    results = upgrade_results(json.loads((run_dir / RESULTS).read_text()))
     out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "results.json", out_dir / "results.json")
+    shutil.copyfile(run_dir / RESULTS, out_dir / RESULTS)
     name = results["experiment"]
     header = (
         f"# {name}: results\n\nPreset `{results['preset']}`, {len(results['members'])} members, "
@@ -352,7 +352,7 @@ def write_across(field: str, run_dirs: list[str | Path], out_dir: str | Path) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for run_dir in run_dirs:
-        results = upgrade_results(json.loads((Path(run_dir) / "results.json").read_text()))
+        results = upgrade_results(json.loads((Path(run_dir) / RESULTS).read_text()))
         rows += [{field: results["config"][field], **row} for row in seed_summary(results)]
     rows.sort(key=lambda r: r[field])
     metrics = [k for k in rows[0] if isinstance(rows[0][k], dict)]
@@ -395,15 +395,3 @@ def write_across(field: str, run_dirs: list[str | Path], out_dir: str | Path) ->
     fig.savefig(out_dir / "across.png", dpi=110)
     plt.close(fig)
     return out_dir
-
-
-if __name__ == "__main__":
-    if len(sys.argv) >= 5 and sys.argv[1] == "--across":
-        print(write_across(sys.argv[2], sys.argv[4:], sys.argv[3]))
-    elif len(sys.argv) == 3:
-        print(write_report(sys.argv[1], sys.argv[2]))
-    else:
-        sys.exit(
-            "usage: python -m syre_rl.supervised.report RUN_DIR OUT_DIR\n"
-            "       python -m syre_rl.supervised.report --across FIELD OUT_DIR RUN_DIR..."
-        )
