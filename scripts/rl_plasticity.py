@@ -100,17 +100,16 @@ def preset_from_args(args: argparse.Namespace) -> AgentPreset:
     overrides = {
         "env": args.env,
         "method": args.method,
-        "syre_sigma0": args.sigma0,
-        "syre_gamma": args.gamma,
-        "syre_mode": args.mode,
-        "syre_anchor_scale": args.anchor_scale,
         "weight_decay": args.weight_decay,
         "adam_betas": list(args.adam_betas) if args.adam_betas else None,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    syre_flags = [k for k in overrides if k.startswith("syre_")]
-    if syre_flags and overrides.get("method", preset.method) != "syre":
-        raise ValueError(f"--{syre_flags[0].removeprefix('syre_').replace('_', '-')} needs --syre")
+    syre = {"sigma0": args.sigma0, "gamma": args.gamma, "mode": args.mode, "anchor_scale": args.anchor_scale}
+    syre = {k: v for k, v in syre.items() if v is not None}
+    if syre and overrides.get("method", preset.method) != "syre":
+        raise ValueError(f"--{next(iter(syre)).replace('_', '-')} needs --syre")
+    if syre:
+        overrides["syre"] = {**preset.syre, **syre}
     return dataclasses.replace(preset, **overrides)
 
 
@@ -124,7 +123,7 @@ def fresh_key(preset: AgentPreset, seed: int, k: int, change_every: int, tail: f
     plain = {
         name: value
         for name, value in dataclasses.asdict(preset).items()
-        if name not in NOT_TRAINING and not name.startswith("syre_")
+        if name not in NOT_TRAINING and name != "syre"
     }
     text = json.dumps([plain, seed, k, change_every, tail], sort_keys=True)
     return f"s{seed}-r{k}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"

@@ -164,7 +164,10 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path, methods):
 
 
 def _run_main(args, capsys):
-    code = train_supervised.main(args)
+    try:
+        code = train_supervised.main(args)
+    except SystemExit as exit_info:
+        code = exit_info.code
     err = capsys.readouterr().err.strip()
     return code, err
 
@@ -176,7 +179,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, capsys):
         (["--experiment", "nope"], "unknown experiment 'nope'"),
         (["--experiment", "teacher-student", "--preset", "huge"], "unknown preset 'huge'"),
         (["--experiment", "teacher-student", "--lr", "-1"], "lr must be a finite number > 0"),
-        (["--experiment", "teacher-student", "--gamma", "nan"], "'weight_decay' values must be finite"),
+        (["--experiment", "teacher-student", "--gamma", "nan"], "expected a finite number, got 'nan'"),
         (["--experiment", "teacher-student", "--tasks", "3"], "--tasks applies to permuted-mnist only"),
         (["--experiment", "teacher-student", "--methods", "vanilla,l2-init"], "unknown ['vanilla']"),
         (["--experiment", "teacher-student", "--methods", "ns-adam"], "set adam_betas: [0.99, 0.99]"),
@@ -187,7 +190,12 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, capsys):
         (["--experiment", "teacher-student", "--resume"], "nothing to resume"),
     ]:
         code, err = _run_main([*common, *args], capsys)
-        assert code == 2 and err.startswith("error: ") and message in err and "\n" not in err, (args, err)
+        assert (
+            code == 2
+            and err.startswith("train_supervised.py: error: ")
+            and message in err
+            and "\n" not in err
+        ), (args, err)
     assert not run.exists() or not any(run.iterdir())
     with pytest.raises(SystemExit) as exit_info:  # argparse's own errors: one line too
         train_supervised.main(["--experiment", "teacher-student", "--lr", "abc"])
@@ -196,7 +204,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, capsys):
     assert _run_main(["--experiment", "teacher-student", *common, "--epochs", "1"], capsys)[0] == 0
     before = (run / "results.json").read_text()
     code, err = _run_main(["--experiment", "teacher-student", *common], capsys)
-    assert code == 2 and "already holds a run" in err
+    assert code == 2 and "--resume to continue it or --force" in err
     code, err = _run_main(["--experiment", "teacher-student", *common, "--resume", "--epochs", "2"], capsys)
     assert code == 2 and "another configuration" in err
     (run / "checkpoint.pt").write_bytes((run / "checkpoint.pt").read_bytes()[:100])

@@ -19,10 +19,10 @@ from syre_rl.envs.observation import MAP_KINDS, ObservationMapWrapper, VecObserv
 from syre_rl.envs.schedule import Draw, RegimeSchedule
 from syre_rl.envs.vector import VEC_BODIES
 from syre_rl.envs.wrappers import CHANGES, RegimeClock
-from syre_rl.presets import PROJECT_ROOT, PresetError, build_preset, load_preset, preset_names
+from syre_rl.presets import PresetError, build_preset, load_preset, preset_dir, preset_names
 
 NAMESPACE = "syre_rl"
-TASK_DIR = PROJECT_ROOT / "envs"
+TASK_DIR = preset_dir("envs")
 
 # Task name (file stem in envs/) -> registered gymnasium id.
 TASKS: dict[str, str] = {

@@ -9,13 +9,44 @@ be copied across.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from syre_rl.baselines import METHODS, check_method_kwargs
-from syre_rl.presets import PROJECT_ROOT, load_preset, preset_names
+import torch
 
-AGENT_DIR = PROJECT_ROOT / "agents"
+from syre_rl.baselines import METHODS, check_method_kwargs
+from syre_rl.core import Syre
+from syre_rl.policies.mixin import DEFAULT_SYRE_KWARGS
+from syre_rl.presets import load_preset, preset_dir, preset_names
+
+AGENT_DIR = preset_dir("agents")
+
+
+# The keyword arguments of Syre a preset may set: all but the model and the tensors given in code.
+SYRE_KEYS = tuple(
+    name
+    for name in inspect.signature(Syre.__init__).parameters
+    if name not in ("self", "module_or_named_params", "fan_in", "anchors", "diagonals")
+)
+
+
+def check_syre_kwargs(kwargs: dict[str, Any]) -> None:
+    """Raise ValueError unless ``kwargs`` (over the defaults) are settings ``Syre`` accepts.
+
+    ``Syre`` is the one validator: it is built once on a stand-in parameter (patterns are checked for their
+    type; what they select depends on the policy).
+    """
+    unknown = sorted(set(kwargs) - set(SYRE_KEYS))
+    if unknown:
+        raise ValueError(
+            f"field 'syre': unknown key(s) {', '.join(unknown)}; allowed: {', '.join(SYRE_KEYS)}"
+        )
+    settings = {k: v for k, v in {**DEFAULT_SYRE_KWARGS, **kwargs}.items() if k not in ("include", "exclude")}
+    try:
+        Syre([("weight", torch.zeros(1, 1, requires_grad=True))], **settings)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"field 'syre': {err}") from None
 
 
 def _positive(preset: Any, *names: str) -> None:
@@ -40,12 +71,10 @@ class AgentPreset:
     :param weight_decay: Adam's coupled weight decay toward 0 (the weight-decay arm of the syre paper)
     :param gamma: discount factor
     :param method: plasticity method, a name of the registry :data:`syre_rl.baselines.METHODS`
-    :param syre_gamma: syre's decay strength toward the anchors (torch's weight_decay convention)
-    :param syre_sigma0: anchor std is ``syre_sigma0 / sqrt(fan_in)`` (``syre_anchor_scale: fan_in``) or
-        ``syre_sigma0`` times each tensor's initial std (``init``)
-    :param syre_anchor_scale: ``fan_in``, ``init`` or ``absolute`` (see :class:`syre_rl.core.Syre`)
-    :param syre_spread: spread of the random diagonal D (0: D = 1, as in the paper)
-    :param syre_mode: ``coupled`` (like Adam's weight_decay) or ``decoupled`` (like AdamW)
+    :param syre: keyword arguments of :class:`syre_rl.core.Syre` for the method ``syre`` (``gamma``: the decay
+        toward the anchors, ``sigma0``: anchor std ``sigma0 / sqrt(fan_in)``, ``spread``, ``mode``, ``include``,
+        ``exclude``, ...); keys left out take :data:`syre_rl.policies.mixin.DEFAULT_SYRE_KWARGS`, the
+        project's default (decoupled 0.1 toward anchors at each tensor's initial spread). Validated by ``Syre`` itself when the preset is built.
     :param method_kwargs: settings of the competing methods, by method name (``{redo: {tau: 0.1}}``); a method
         not named here runs with its reference settings
     :param plasticity_every: environment steps between plasticity measurements in TensorBoard (0: none)
@@ -70,13 +99,7 @@ class AgentPreset:
     weight_decay: float = 0.0
     gamma: float = 0.99
     method: str = "none"
-    # syre's default (DEFAULT_SYRE_KWARGS): chosen by docs/results/rl/vec-pendulum; the paper's PPO setting is
-    # gamma 2e-3, sigma0 0.01, coupled, fan_in (presets dohare-slippery-ant, syre-paper*, study).
-    syre_gamma: float = 0.1
-    syre_sigma0: float = 1.0
-    syre_anchor_scale: Literal["fan_in", "init", "absolute"] = "init"
-    syre_spread: float = 0.0
-    syre_mode: Literal["coupled", "decoupled"] = "decoupled"
+    syre: dict[str, Any] = field(default_factory=dict)
     method_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     plasticity_every: int = 10_000
     eval_freq: int = 50_000
@@ -96,14 +119,9 @@ class AgentPreset:
             )
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
             raise ValueError(f"field 'adam_betas' must be two numbers in [0, 1), got {self.adam_betas!r}")
-        if self.weight_decay < 0 or self.syre_gamma < 0 or self.syre_sigma0 < 0:
-            raise ValueError("fields 'weight_decay', 'syre_gamma' and 'syre_sigma0' must be >= 0")
-        if self.syre_anchor_scale not in ("fan_in", "init", "absolute"):
-            raise ValueError(
-                f"field 'syre_anchor_scale' must be fan_in, init or absolute, got {self.syre_anchor_scale!r}"
-            )
-        if not 0 <= self.syre_spread < 1:
-            raise ValueError(f"field 'syre_spread' must be in [0, 1), got {self.syre_spread!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"field 'weight_decay' must be >= 0, got {self.weight_decay!r}")
+        check_syre_kwargs(self.syre)
         if self.method not in METHODS:
             raise ValueError(f"field 'method': {self.method!r} is not one of {', '.join(METHODS)}")
         check_method_kwargs(self.method_kwargs)
@@ -118,14 +136,8 @@ class AgentPreset:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in shared}
 
     def syre_kwargs(self) -> dict[str, Any]:
-        """``policy_kwargs["syre_kwargs"]`` for the syre policies."""
-        return {
-            "gamma": self.syre_gamma,
-            "sigma0": self.syre_sigma0,
-            "anchor_scale": self.syre_anchor_scale,
-            "spread": self.syre_spread,
-            "mode": self.syre_mode,
-        }
+        """``policy_kwargs["syre_kwargs"]`` for the syre policies: the defaults with the preset's ``syre`` group."""
+        return {**DEFAULT_SYRE_KWARGS, **self.syre}
 
 
 @dataclass

@@ -42,7 +42,7 @@ def plain(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> Poli
 
 
 def syre(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> PolicyChoice:
-    """Train with syre: decay toward fixed random anchors (settings: the preset's syre_* fields)."""
+    """Train with syre: decay toward fixed random anchors (settings: the preset's syre group)."""
     return SYRE_POLICIES[algo], {**policy_kwargs, "syre_kwargs": preset.syre_kwargs()}
 
 
@@ -69,7 +69,7 @@ def competing(name: str) -> PolicyChooser:
     return method
 
 
-# ``none`` is SB3's own policy and ``syre`` the Syre policies (syre settings: the preset's syre_* fields); every
+# ``none`` is SB3's own policy and ``syre`` the Syre policies (syre settings: the preset's syre group); every
 # other name of the registry is carried by the Plasticity policies.
 POLICY_CHOICES: dict[str, PolicyChooser] = {
     name: {"none": plain, "syre": syre}.get(name) or competing(name) for name in baselines.METHODS
