@@ -135,6 +135,14 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def check(argv: list[str]) -> None:
+    """Validate a command line without running it (the sweep checks its runs' arguments with this)."""
+    args = parse_args(argv)
+    preset = preset_from_args(args)
+    if resolve_env(preset.env).task is None:
+        raise ValueError(f"{preset.env} is stationary; the plasticity figure needs a continuing task")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
