@@ -215,7 +215,8 @@ def test_the_syre_group_is_syres_keyword_arguments_validated_by_syre(tmp_path, m
 
     assert load_agent_preset("ppo", "default").syre_kwargs() == DEFAULT_SYRE_KWARGS
     preset = agent_settings("ppo", "syre-paper-syre", {"syre": {"mode": "decoupled"}})
-    assert preset.syre == {"gamma": 2e-3, "sigma0": 0.01, "mode": "decoupled"}
+    assert preset.syre == {"gamma": 2e-3, "sigma0": 0.01, "mode": "decoupled", "anchor_scale": "fan_in"}
+    assert {"anchor_scale"} <= set(SYRE_KEYS)
     assert {"gamma", "sigma0", "spread", "mode", "include", "exclude", "seed"} <= set(SYRE_KEYS)
     (tmp_path / "ppo.yaml").write_text(
         "default:\n  method: syre\n  syre: {gamma: .nan}\nother:\n  syre: {sigmo: 1}\n"
