@@ -59,6 +59,8 @@ class SupervisedPreset:
     :param train_size: use the first examples only (0: all); for quick runs and tests.
     :param eval_size: test examples used for ranks and dead units (accuracy uses ``test_size``).
     :param optimizer_impl: ``fused`` (one kernel per step where the device supports it) or ``foreach``.
+    :param optimizer: ``adam`` (the paper's experiments) or ``sgd`` (plain SGD, e.g. the online regression of the
+        plasticity benchmarks); elementwise either way, so the stacked members stay independent.
     """
 
     epochs: int = 1
@@ -77,6 +79,7 @@ class SupervisedPreset:
     eval_size: int = 2000
     amp: bool = True
     optimizer_impl: Literal["fused", "foreach"] = "fused"
+    optimizer: Literal["adam", "sgd"] = "adam"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "seeds", "eval_size"):
@@ -203,9 +206,11 @@ def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def make_optimizer(model: nn.Module, cfg: SupervisedPreset) -> torch.optim.Adam:
-    """One Adam over all stacked members (elementwise, so it is ``E`` independent Adams)."""
+def make_optimizer(model: nn.Module, cfg: SupervisedPreset) -> torch.optim.Optimizer:
+    """One Adam (or SGD) over all stacked members (elementwise, so it is ``E`` independent optimizers)."""
     impl = {"fused": True} if cfg.optimizer_impl == "fused" else {"foreach": True}
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, **impl)
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, **impl)
 
 

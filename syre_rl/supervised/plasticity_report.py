@@ -1,0 +1,207 @@
+"""Report a plasticity benchmark: the plasticity figure per arm over tasks, and its first-vs-last change.
+
+    python -m syre_rl.supervised.plasticity_report runs/sweeps/supervised-plasticity-bit-flipping \\
+        --figure train/loss --baseline linear --out docs/results/plasticity/bit-flipping
+
+Reads every ``results.json`` under the given sweep or run directories (a stacked run holds many members), groups
+members by arm (the member's name without its seed; members of a ``--baseline`` run form the baseline) and writes
+to ``--out``: ``figure.png`` (mean and 95% bootstrap band over seeds per arm of the plasticity figure, and the
+effective rank and dead share of the last hidden layer), ``summary.csv`` / ``summary.json`` (per arm: the mean of
+the first and the last 10% of tasks, their difference per seed with a bootstrap interval over seeds, and the final
+value) and ``curves.csv``. Bad input: one line on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from syre_rl.supervised.continual import plasticity_change
+from syre_rl.sweep.curves import bootstrap_band
+
+__all__ = ["arm_curves", "summarise", "main"]
+
+PROG = "plasticity_report"
+HIDDEN = {"effective rank": "hidden/effective_rank", "dead units": "hidden/dead_fraction"}
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _result_files(paths: list[Path]) -> list[Path]:
+    files = []
+    for path in paths:
+        if (path / "results.json").is_file():
+            files.append(path / "results.json")
+        elif path.is_dir():
+            files += sorted(path.glob("*/results.json"))
+        else:
+            _fail(f"{path} is not a directory")
+    if not files:
+        _fail(f"no results.json in {', '.join(map(str, paths))}")
+    return files
+
+
+def _run_label(results_file: Path) -> str:
+    """The sweep's method label of a run (its directory ``<experiment>-<label>-s<seed>``), else its name."""
+    name = results_file.parent.name
+    experiment = json.loads(results_file.read_text()).get("experiment", "")
+    label = re.sub(r"-s\d+$", "", name)
+    return label[len(experiment) + 1 :] if experiment and label.startswith(experiment + "-") else label
+
+
+def arm_curves(
+    files: list[Path], keys: list[str], baseline: str | None = None
+) -> dict[str, dict[str, np.ndarray]]:
+    """``{key: {arm: [seeds, stages]}}`` from results files; NaN where a stage is missing.
+
+    A member's arm is its name without ``_seed<N>``; members of the run labelled ``baseline`` get that label.
+    """
+    out: dict[str, dict[str, list[np.ndarray]]] = {k: {} for k in keys}
+    for file in files:
+        try:
+            results = json.loads(file.read_text())
+            stages, history, members = results["stages"], results["history"], results["members"]
+        except (OSError, ValueError, KeyError) as err:
+            _fail(f"{file} is not a supervised results.json ({err})")
+        is_baseline = baseline is not None and _run_label(file) == baseline
+        for i, member in enumerate(members):
+            arm = baseline if is_baseline else re.sub(r"_seed\d+$", "", member["name"])
+            for key in keys:
+                curve = np.full(stages, np.nan)
+                for h in history:
+                    if key in h["metrics"]:
+                        curve[h["stage"]] = h["metrics"][key][i]
+                if not np.isnan(curve).all():
+                    out[key].setdefault(arm, []).append(curve)
+    return {k: {arm: np.stack(c) for arm, c in by_arm.items()} for k, by_arm in out.items()}
+
+
+def _interval(values: np.ndarray, confidence: float, resamples: int) -> tuple[float, float, float]:
+    mean, lo, hi, _ = bootstrap_band(values[:, None], confidence, resamples)
+    return float(mean[0]), float(lo[0]), float(hi[0])
+
+
+def summarise(
+    curves: dict[str, np.ndarray], share: float = 0.1, confidence: float = 0.95, resamples: int = 2000
+) -> list[dict[str, Any]]:
+    """Per arm: first and last ``share`` of the tasks, their change per seed (mean and bootstrap interval over
+    seeds), the final value; only stages every seed of the arm finished count."""
+    rows = []
+    for arm, c in curves.items():
+        done = ~np.isnan(c).any(0)
+        c = c[:, : int(np.argmin(done)) if not done.all() else c.shape[1]]
+        if c.shape[1] < 2:
+            continue
+        k = max(1, round(share * c.shape[1]))
+        change = plasticity_change(c, share).numpy()
+        first, last = c[:, :k].mean(1), c[:, -k:].mean(1)
+        m, lo, hi = _interval(change, confidence, resamples)
+        fm, flo, fhi = _interval(last, confidence, resamples)
+        sm, slo, shi = _interval(first, confidence, resamples)
+        rows.append(
+            {"arm": arm, "seeds": int(c.shape[0]), "stages": int(c.shape[1]), "window": k,
+             "first": sm, "first_lo": slo, "first_hi": shi, "last": fm, "last_lo": flo, "last_hi": fhi,
+             "change": m, "change_lo": lo, "change_hi": hi, "excludes_zero": bool(lo > 0 or hi < 0)}
+        )  # fmt: skip
+    return rows
+
+
+def _draw(
+    curves: dict[str, dict[str, np.ndarray]],
+    figure: str,
+    label: str,
+    out: Path,
+    arms: list[str],
+    baseline: str | None,
+) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    panels = [(label, figure)] + [(n, k) for n, k in HIDDEN.items() if curves.get(k)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
+    colors = {a: f"C{i % 10}" for i, a in enumerate(arms)}
+    for ax, (title, key) in zip(axes[0], panels, strict=True):
+        for arm in arms:
+            if arm not in curves[key]:
+                continue
+            c = curves[key][arm]
+            mean, lo, hi, n = bootstrap_band(c)
+            x = np.arange(1, c.shape[1] + 1)
+            style = {"linestyle": "--", "color": "k"} if arm == baseline else {"color": colors[arm]}
+            ax.plot(x, mean, label=f"{arm} ({c.shape[0]})", linewidth=1.2, **style)
+            ax.fill_between(x, lo, hi, alpha=0.15, color=style["color"])
+        ax.set_title(title)
+        ax.set_xlabel("task" if "accuracy" in figure else "stage")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize="x-small", ncol=2)
+    fig.suptitle("mean and 95% bootstrap band over seeds (seeds per arm in brackets)")
+    fig.tight_layout()
+    fig.savefig(out / "figure.png", dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p.add_argument("paths", type=Path, nargs="+", help="sweep or run directories")
+    p.add_argument(
+        "--figure", required=True, help="the plasticity figure's metric, e.g. train/online_accuracy"
+    )
+    p.add_argument("--label", help="its axis title (default: the metric)")
+    p.add_argument("--baseline", help="sweep method label of a reference run (e.g. linear)")
+    p.add_argument("--share", type=float, default=0.1, help="share of tasks at each end (default 0.1)")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    if not 0 < args.share <= 0.5:
+        _fail(f"--share must be in (0, 0.5], got {args.share}")
+    files = _result_files(args.paths)
+    keys = [args.figure, *HIDDEN.values()]
+    curves = arm_curves(files, keys, args.baseline)
+    if not curves[args.figure]:
+        _fail(f"no run logged {args.figure!r}")
+    arms = list(curves[args.figure])
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = []
+    for key in keys:
+        for row in summarise(curves[key], args.share):
+            table.append({"metric": key, **row})
+    with open(args.out / "summary.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    (args.out / "summary.json").write_text(json.dumps(table, indent=1) + "\n")
+    with open(args.out / "curves.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["metric", "arm", "stage", "mean", "lo", "hi", "seeds"])
+        for key in keys:
+            for arm, c in curves[key].items():
+                mean, lo, hi, n = bootstrap_band(c)
+                for s in range(c.shape[1]):
+                    if n[s]:
+                        writer.writerow(
+                            [key, arm, s + 1, f"{mean[s]:.6g}", f"{lo[s]:.6g}", f"{hi[s]:.6g}", int(n[s])]
+                        )
+    _draw(curves, args.figure, args.label or args.figure, args.out, arms, args.baseline)
+    for row in table:
+        if row["metric"] == args.figure:
+            print(
+                f"{row['arm']:28s} n={row['seeds']:3d} first {row['first']:.4f} last {row['last']:.4f} "
+                f"change {row['change']:+.4f} [{row['change_lo']:+.4f}, {row['change_hi']:+.4f}]"
+            )
+    print(f"wrote {args.out}/figure.png, summary.csv, summary.json, curves.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
