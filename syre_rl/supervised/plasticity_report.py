@@ -8,7 +8,7 @@ members by arm (the member's name without its seed; members of a ``--baseline`` 
 to ``--out``: ``figure.png`` (mean and 95% bootstrap band over seeds per arm of the plasticity figure, and the
 effective rank and dead share of the last hidden layer), ``summary.csv`` / ``summary.json`` (per arm: the mean of
 the first and the last 10% of tasks, their difference per seed with a bootstrap interval over seeds, and the final
-value) and ``curves.csv``. Bad input: one line on stderr, exit status 2.
+value; ``summary.md`` the same as tables) and ``curves.csv``. Bad input: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -152,6 +152,30 @@ def _draw(
     plt.close(fig)
 
 
+def _markdown(table: list[dict[str, Any]], figure: str, share: float) -> str:
+    """The summary as Markdown tables: the plasticity figure first, then the hidden-layer measures."""
+    out = []
+    for key in dict.fromkeys(r["metric"] for r in table):
+        rows = [r for r in table if r["metric"] == key]
+        out += [
+            f"`{key}`: first and last {100 * share:g}% of the stages (mean over seeds, 95% bootstrap interval), "
+            "and the change per seed",
+            "",
+            "| arm | seeds | first | last | change (last - first) |",
+            "|---|---|---|---|---|",
+        ]
+        for r in rows:
+            mark = " *" if r["excludes_zero"] else ""
+            out.append(
+                f"| {r['arm']} | {r['seeds']} | {r['first']:.4f} [{r['first_lo']:.4f}, {r['first_hi']:.4f}] | "
+                f"{r['last']:.4f} [{r['last_lo']:.4f}, {r['last_hi']:.4f}] | "
+                f"{r['change']:+.4f} [{r['change_lo']:+.4f}, {r['change_hi']:+.4f}]{mark} |"
+            )
+        out.append("")
+    out.append("`*`: the interval of the change excludes zero.")
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("paths", type=Path, nargs="+", help="sweep or run directories")
@@ -192,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                         writer.writerow(
                             [key, arm, s + 1, f"{mean[s]:.6g}", f"{lo[s]:.6g}", f"{hi[s]:.6g}", int(n[s])]
                         )
+    (args.out / "summary.md").write_text(_markdown(table, args.figure, args.share))
     _draw(curves, args.figure, args.label or args.figure, args.out, arms, args.baseline)
     for row in table:
         if row["metric"] == args.figure:
