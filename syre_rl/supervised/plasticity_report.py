@@ -116,6 +116,13 @@ def summarise(
     return rows
 
 
+def _binned(c: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Means of ``k`` consecutive stages per seed (the last bin may be shorter), and each bin's centre stage."""
+    edges = list(range(0, c.shape[1], k)) + [c.shape[1]]
+    binned = np.stack([c[:, a:b].mean(1) for a, b in zip(edges[:-1], edges[1:], strict=True)], 1)
+    return binned, np.array([(a + b + 1) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)])
+
+
 def _draw(
     curves: dict[str, dict[str, np.ndarray]],
     figure: str,
@@ -123,6 +130,8 @@ def _draw(
     out: Path,
     arms: list[str],
     baseline: str | None,
+    smooth: int,
+    x_label: str,
 ) -> None:
     import matplotlib  # noqa: PLC0415
 
@@ -130,24 +139,24 @@ def _draw(
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     panels = [(label, figure)] + [(n, k) for n, k in HIDDEN.items() if curves.get(k)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
-    colors = {a: f"C{i % 10}" for i, a in enumerate(arms)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.4), squeeze=False)
+    colors = {a: f"C{i % 10}" for i, a in enumerate(a for a in arms if a != baseline)}
     for ax, (title, key) in zip(axes[0], panels, strict=True):
         for arm in arms:
             if arm not in curves[key]:
                 continue
-            c = curves[key][arm]
-            mean, lo, hi, n = bootstrap_band(c)
-            x = np.arange(1, c.shape[1] + 1)
+            c, x = _binned(curves[key][arm], smooth)
+            mean, lo, hi, _ = bootstrap_band(c)
             style = {"linestyle": "--", "color": "k"} if arm == baseline else {"color": colors[arm]}
-            ax.plot(x, mean, label=f"{arm} ({c.shape[0]})", linewidth=1.2, **style)
+            ax.plot(x, mean, label=f"{arm} ({c.shape[0]} seeds)", linewidth=1.3, **style)
             ax.fill_between(x, lo, hi, alpha=0.15, color=style["color"])
-        ax.set_title(title)
-        ax.set_xlabel("task" if "accuracy" in figure else "stage")
+        ax.set_title(title + (f" (means of {smooth} stages)" if smooth > 1 else ""), fontsize="medium")
+        ax.set_xlabel(x_label)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize="x-small", ncol=2)
-    fig.suptitle("mean and 95% bootstrap band over seeds (seeds per arm in brackets)")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize="small")
+    fig.suptitle("mean and 95% bootstrap band over seeds")
+    fig.tight_layout(rect=(0, 0.06 + 0.035 * ((len(labels) - 1) // 5), 1, 1))
     fig.savefig(out / "figure.png", dpi=110)
     plt.close(fig)
 
@@ -184,9 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--label", help="its axis title (default: the metric)")
     p.add_argument("--baseline", help="sweep method label of a reference run (e.g. linear)")
+    p.add_argument("--smooth", type=int, default=1, help="draw means of this many stages (tables unaffected)")
+    p.add_argument("--x-label", default="task", help="the stages' name on the x axis (default: task)")
     p.add_argument("--share", type=float, default=0.1, help="share of tasks at each end (default 0.1)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
+    if args.smooth < 1:
+        _fail(f"--smooth must be >= 1, got {args.smooth}")
     if not 0 < args.share <= 0.5:
         _fail(f"--share must be in (0, 0.5], got {args.share}")
     files = _result_files(args.paths)
@@ -217,7 +230,16 @@ def main(argv: list[str] | None = None) -> int:
                             [key, arm, s + 1, f"{mean[s]:.6g}", f"{lo[s]:.6g}", f"{hi[s]:.6g}", int(n[s])]
                         )
     (args.out / "summary.md").write_text(_markdown(table, args.figure, args.share))
-    _draw(curves, args.figure, args.label or args.figure, args.out, arms, args.baseline)
+    _draw(
+        curves,
+        args.figure,
+        args.label or args.figure,
+        args.out,
+        arms,
+        args.baseline,
+        args.smooth,
+        args.x_label,
+    )
     for row in table:
         if row["metric"] == args.figure:
             print(
