@@ -197,6 +197,16 @@ def test_summary_interval_excludes_zero_for_a_consistent_decline_only():
     assert d["change"] == pytest.approx(-0.18, abs=0.01) and d["change_hi"] < 0 and d["excludes_zero"]
     assert d["window"] == 10 and d["seeds"] == 12
     assert rows["flat"]["change_lo"] < 0 < rows["flat"]["change_hi"]
+    paired = {
+        r["arm"]: r
+        for r in summarise(
+            {"vanilla": flat, "decline": decline},
+            seeds={"vanilla": list(range(12)), "decline": list(range(12))},
+        )
+    }
+    assert paired["decline"]["vs_reference"] == pytest.approx(-0.19, abs=0.01)
+    assert paired["decline"]["vs_reference_hi"] < 0 and paired["decline"]["paired_seeds"] == 12
+    assert "vs_reference" not in paired["vanilla"]
     partial = decline.copy()
     partial[3, 50:] = np.nan  # an unfinished seed: only stages every seed finished count
     assert {r["arm"]: r for r in summarise({"p": partial})}["p"]["stages"] == 50

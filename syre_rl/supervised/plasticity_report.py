@@ -61,12 +61,14 @@ def _run_label(results_file: Path) -> str:
 
 def arm_curves(
     files: list[Path], keys: list[str], baseline: str | None = None
-) -> dict[str, dict[str, np.ndarray]]:
-    """``{key: {arm: [seeds, stages]}}`` from results files; NaN where a stage is missing.
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, list[int]]]:
+    """``{key: {arm: [seeds, stages]}}`` from results files (NaN where a stage is missing), and each arm's seeds
+    in the order of its rows.
 
     A member's arm is its name without ``_seed<N>``; members of the run labelled ``baseline`` get that label.
     """
     out: dict[str, dict[str, list[np.ndarray]]] = {k: {} for k in keys}
+    seeds: dict[str, list[int]] = {}
     for file in files:
         try:
             results = json.loads(file.read_text())
@@ -76,6 +78,7 @@ def arm_curves(
         is_baseline = baseline is not None and _run_label(file) == baseline
         for i, member in enumerate(members):
             arm = baseline if is_baseline else re.sub(r"_seed\d+$", "", member["name"])
+            seeds.setdefault(arm, []).append(int(member["seed"]))
             for key in keys:
                 curve = np.full(stages, np.nan)
                 for h in history:
@@ -83,7 +86,7 @@ def arm_curves(
                         curve[h["stage"]] = h["metrics"][key][i]
                 if not np.isnan(curve).all():
                     out[key].setdefault(arm, []).append(curve)
-    return {k: {arm: np.stack(c) for arm, c in by_arm.items()} for k, by_arm in out.items()}
+    return {k: {arm: np.stack(c) for arm, c in by_arm.items()} for k, by_arm in out.items()}, seeds
 
 
 def _interval(values: np.ndarray, confidence: float, resamples: int) -> tuple[float, float, float]:
@@ -91,15 +94,27 @@ def _interval(values: np.ndarray, confidence: float, resamples: int) -> tuple[fl
     return float(mean[0]), float(lo[0]), float(hi[0])
 
 
+def _finished(c: np.ndarray) -> np.ndarray:
+    """The stages every seed finished (a prefix)."""
+    done = ~np.isnan(c).any(0)
+    return c[:, : int(np.argmin(done)) if not done.all() else c.shape[1]]
+
+
 def summarise(
-    curves: dict[str, np.ndarray], share: float = 0.1, confidence: float = 0.95, resamples: int = 2000
+    curves: dict[str, np.ndarray],
+    share: float = 0.1,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seeds: dict[str, list[int]] | None = None,
+    reference: str = "vanilla",
 ) -> list[dict[str, Any]]:
     """Per arm: first and last ``share`` of the tasks, their change per seed (mean and bootstrap interval over
-    seeds), the final value; only stages every seed of the arm finished count."""
+    seeds), the final value; only stages every seed of the arm finished count. With ``seeds``, also the final
+    value minus the ``reference`` arm's, seed by seed (paired; the seeds both arms have, the same stages)."""
     rows = []
+    ref = _finished(curves[reference]) if seeds is not None and reference in curves else None
     for arm, c in curves.items():
-        done = ~np.isnan(c).any(0)
-        c = c[:, : int(np.argmin(done)) if not done.all() else c.shape[1]]
+        c = _finished(c)
         if c.shape[1] < 2:
             continue
         k = max(1, round(share * c.shape[1]))
@@ -113,6 +128,14 @@ def summarise(
              "first": sm, "first_lo": slo, "first_hi": shi, "last": fm, "last_lo": flo, "last_hi": fhi,
              "change": m, "change_lo": lo, "change_hi": hi, "excludes_zero": bool(lo > 0 or hi < 0)}
         )  # fmt: skip
+        if ref is not None and seeds is not None and ref.shape[1] == c.shape[1] and arm != reference:
+            ref_row = {s: i for i, s in enumerate(seeds[reference])}
+            pairs = [(i, ref_row[s]) for i, s in enumerate(seeds[arm]) if s in ref_row]
+            if pairs:
+                diff = np.array([last[i] - ref[j, -k:].mean() for i, j in pairs])
+                dm, dlo, dhi = _interval(diff, confidence, resamples)
+                rows[-1].update({"vs_reference": dm, "vs_reference_lo": dlo, "vs_reference_hi": dhi,
+                                 "paired_seeds": len(pairs)})  # fmt: skip
     return rows
 
 
@@ -168,17 +191,22 @@ def _markdown(table: list[dict[str, Any]], figure: str, share: float) -> str:
         rows = [r for r in table if r["metric"] == key]
         out += [
             f"`{key}`: first and last {100 * share:g}% of the stages (mean over seeds, 95% bootstrap interval), "
-            "and the change per seed",
+            "the change per seed, and the last value minus vanilla's on the same seed",
             "",
-            "| arm | seeds | first | last | change (last - first) |",
-            "|---|---|---|---|---|",
+            "| arm | seeds | first | last | change (last - first) | last minus vanilla's (paired) |",
+            "|---|---|---|---|---|---|",
         ]
         for r in rows:
             mark = " *" if r["excludes_zero"] else ""
             out.append(
                 f"| {r['arm']} | {r['seeds']} | {r['first']:.4f} [{r['first_lo']:.4f}, {r['first_hi']:.4f}] | "
                 f"{r['last']:.4f} [{r['last_lo']:.4f}, {r['last_hi']:.4f}] | "
-                f"{r['change']:+.4f} [{r['change_lo']:+.4f}, {r['change_hi']:+.4f}]{mark} |"
+                f"{r['change']:+.4f} [{r['change_lo']:+.4f}, {r['change_hi']:+.4f}]{mark} | "
+                + (
+                    f"{r['vs_reference']:+.4f} [{r['vs_reference_lo']:+.4f}, {r['vs_reference_hi']:+.4f}] |"
+                    if "vs_reference" in r
+                    else " |"
+                )
             )
         out.append("")
     out.append("`*`: the interval of the change excludes zero.")
@@ -204,17 +232,17 @@ def main(argv: list[str] | None = None) -> int:
         _fail(f"--share must be in (0, 0.5], got {args.share}")
     files = _result_files(args.paths)
     keys = [args.figure, *HIDDEN.values()]
-    curves = arm_curves(files, keys, args.baseline)
+    curves, seeds = arm_curves(files, keys, args.baseline)
     if not curves[args.figure]:
         _fail(f"no run logged {args.figure!r}")
     arms = list(curves[args.figure])
     args.out.mkdir(parents=True, exist_ok=True)
     table = []
     for key in keys:
-        for row in summarise(curves[key], args.share):
+        for row in summarise(curves[key], args.share, seeds=seeds):
             table.append({"metric": key, **row})
     with open(args.out / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in table for k in row)))
         writer.writeheader()
         writer.writerows(table)
     (args.out / "summary.json").write_text(json.dumps(table, indent=1) + "\n")
