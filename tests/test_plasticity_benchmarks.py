@@ -205,7 +205,7 @@ def test_summary_interval_excludes_zero_for_a_consistent_decline_only():
         )
     }
     assert paired["decline"]["vs_reference"] == pytest.approx(-0.19, abs=0.01)
-    assert paired["decline"]["vs_reference_hi"] < 0 and paired["decline"]["paired_seeds"] == 12
+    assert paired["decline"]["vs_reference_hi"] < 0
     assert "vs_reference" not in paired["vanilla"]
     partial = decline.copy()
     partial[3, 50:] = np.nan  # an unfinished seed: only stages every seed finished count

@@ -100,6 +100,15 @@ def _finished(c: np.ndarray) -> np.ndarray:
     return c[:, : int(np.argmin(done)) if not done.all() else c.shape[1]]
 
 
+def _paired_last(a: np.ndarray, b: np.ndarray, seeds_a: list[int], seeds_b: list[int], k: int) -> np.ndarray:
+    """Per shared seed, the mean of ``a``'s last ``k`` stages minus ``b``'s (empty unless both have as many)."""
+    if a.shape[1] != b.shape[1]:
+        return np.array([])
+    row_b = {s: i for i, s in enumerate(seeds_b)}
+    pairs = [(i, row_b[s]) for i, s in enumerate(seeds_a) if s in row_b]
+    return np.array([a[i, -k:].mean() - b[j, -k:].mean() for i, j in pairs])
+
+
 def summarise(
     curves: dict[str, np.ndarray],
     share: float = 0.1,
@@ -110,9 +119,9 @@ def summarise(
 ) -> list[dict[str, Any]]:
     """Per arm: first and last ``share`` of the tasks, their change per seed (mean and bootstrap interval over
     seeds), the final value; only stages every seed of the arm finished count. With ``seeds``, also the final
-    value minus the ``reference`` arm's, seed by seed (paired; the seeds both arms have, the same stages)."""
+    value minus the ``reference`` arm's (``vs_reference``) and, for a syre arm, minus L2's at the same decay
+    (``vs_l2``), seed by seed (paired: the seeds both arms have, when both finished the same stages)."""
     rows = []
-    ref = _finished(curves[reference]) if seeds is not None and reference in curves else None
     for arm, c in curves.items():
         c = _finished(c)
         if c.shape[1] < 2:
@@ -128,14 +137,16 @@ def summarise(
              "first": sm, "first_lo": slo, "first_hi": shi, "last": fm, "last_lo": flo, "last_hi": fhi,
              "change": m, "change_lo": lo, "change_hi": hi, "excludes_zero": bool(lo > 0 or hi < 0)}
         )  # fmt: skip
-        if ref is not None and seeds is not None and ref.shape[1] == c.shape[1] and arm != reference:
-            ref_row = {s: i for i, s in enumerate(seeds[reference])}
-            pairs = [(i, ref_row[s]) for i, s in enumerate(seeds[arm]) if s in ref_row]
-            if pairs:
-                diff = np.array([last[i] - ref[j, -k:].mean() for i, j in pairs])
+        if seeds is None:
+            continue
+        l2 = re.match(r"syre_(wd[^_]+)_", arm)
+        for field_, other in (("vs_reference", reference), ("vs_l2", f"wd_{l2.group(1)}" if l2 else None)):
+            if other is None or other == arm or other not in curves:
+                continue
+            diff = _paired_last(c, _finished(curves[other]), seeds[arm], seeds[other], k)
+            if len(diff):
                 dm, dlo, dhi = _interval(diff, confidence, resamples)
-                rows[-1].update({"vs_reference": dm, "vs_reference_lo": dlo, "vs_reference_hi": dhi,
-                                 "paired_seeds": len(pairs)})  # fmt: skip
+                rows[-1].update({field_: dm, f"{field_}_lo": dlo, f"{field_}_hi": dhi})
     return rows
 
 
@@ -191,10 +202,11 @@ def _markdown(table: list[dict[str, Any]], figure: str, share: float) -> str:
         rows = [r for r in table if r["metric"] == key]
         out += [
             f"`{key}`: first and last {100 * share:g}% of the stages (mean over seeds, 95% bootstrap interval), "
-            "the change per seed, and the last value minus vanilla's on the same seed",
+            "the change per seed, and the last value minus vanilla's and (syre) minus L2's at the same decay, "
+            "seed by seed",
             "",
-            "| arm | seeds | first | last | change (last - first) | last minus vanilla's (paired) |",
-            "|---|---|---|---|---|---|",
+            "| arm | seeds | first | last | change (last - first) | last minus vanilla's | last minus L2's |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in rows:
             mark = " *" if r["excludes_zero"] else ""
@@ -202,11 +214,11 @@ def _markdown(table: list[dict[str, Any]], figure: str, share: float) -> str:
                 f"| {r['arm']} | {r['seeds']} | {r['first']:.4f} [{r['first_lo']:.4f}, {r['first_hi']:.4f}] | "
                 f"{r['last']:.4f} [{r['last_lo']:.4f}, {r['last_hi']:.4f}] | "
                 f"{r['change']:+.4f} [{r['change_lo']:+.4f}, {r['change_hi']:+.4f}]{mark} | "
-                + (
-                    f"{r['vs_reference']:+.4f} [{r['vs_reference_lo']:+.4f}, {r['vs_reference_hi']:+.4f}] |"
-                    if "vs_reference" in r
-                    else " |"
+                + " | ".join(
+                    f"{r[f]:+.4f} [{r[f + '_lo']:+.4f}, {r[f + '_hi']:+.4f}]" if f in r else ""
+                    for f in ("vs_reference", "vs_l2")
                 )
+                + " |"
             )
         out.append("")
     out.append("`*`: the interval of the change excludes zero.")
