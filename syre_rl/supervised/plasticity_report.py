@@ -115,13 +115,14 @@ def summarise(
     confidence: float = 0.95,
     resamples: int = 2000,
     seeds: dict[str, list[int]] | None = None,
-    reference: str = "vanilla",
+    reference: str | None = None,
 ) -> list[dict[str, Any]]:
     """Per arm: first and last ``share`` of the tasks, their change per seed (mean and bootstrap interval over
     seeds), the final value; only stages every seed of the arm finished count. With ``seeds``, also the final
-    value minus the ``reference`` arm's (``vs_reference``) and, for a syre arm, minus L2's at the same decay
+    value minus the ``reference`` arm's (``vs_reference``; default the plain arm, ``none`` or ``vanilla``) and, for a syre arm, minus L2's at the same decay
     (``vs_l2``), seed by seed (paired: the seeds both arms have, when both finished the same stages)."""
     rows = []
+    reference = reference or ("none" if "none" in curves else "vanilla")  # the plain arm's name, new or old
     for arm, c in curves.items():
         c = _finished(c)
         if c.shape[1] < 2:
@@ -139,8 +140,12 @@ def summarise(
         )  # fmt: skip
         if seeds is None:
             continue
-        l2 = re.match(r"syre_(wd[^_]+)_", arm)
-        for field_, other in (("vs_reference", reference), ("vs_l2", f"wd_{l2.group(1)}" if l2 else None)):
+        decay = re.match(r"syre_(wd[^_]+)_", arm)
+        l2 = next(
+            (f"{n}_{decay.group(1)}" for n in ("l2", "wd") if decay and f"{n}_{decay.group(1)}" in curves),
+            None,
+        )
+        for field_, other in (("vs_reference", reference), ("vs_l2", l2)):
             if other is None or other == arm or other not in curves:
                 continue
             diff = _paired_last(c, _finished(curves[other]), seeds[arm], seeds[other], k)
@@ -202,10 +207,10 @@ def _markdown(table: list[dict[str, Any]], figure: str, share: float) -> str:
         rows = [r for r in table if r["metric"] == key]
         out += [
             f"`{key}`: first and last {100 * share:g}% of the stages (mean over seeds, 95% bootstrap interval), "
-            "the change per seed, and the last value minus vanilla's and (syre) minus L2's at the same decay, "
+            "the change per seed, and the last value minus the plain arm's and (syre) minus L2's at the same decay, "
             "seed by seed",
             "",
-            "| arm | seeds | first | last | change (last - first) | last minus vanilla's | last minus L2's |",
+            "| arm | seeds | first | last | change (last - first) | last minus the plain arm's | last minus L2's |",
             "|---|---|---|---|---|---|---|",
         ]
         for r in rows:
