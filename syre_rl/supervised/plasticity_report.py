@@ -116,11 +116,12 @@ def summarise(
     resamples: int = 2000,
     seeds: dict[str, list[int]] | None = None,
     reference: str | None = None,
+    baseline: str | None = None,
 ) -> list[dict[str, Any]]:
     """Per arm: first and last ``share`` of the tasks, their change per seed (mean and bootstrap interval over
     seeds), the final value; only stages every seed of the arm finished count. With ``seeds``, also the final
     value minus the ``reference`` arm's (``vs_reference``; default the plain arm, ``none`` or ``vanilla``) and, for a syre arm, minus L2's at the same decay
-    (``vs_l2``), seed by seed (paired: the seeds both arms have, when both finished the same stages)."""
+    (``vs_l2``), and minus the ``baseline`` arm's (``vs_baseline``), seed by seed (paired: the seeds both arms have, when both finished the same stages)."""
     rows = []
     reference = reference or ("none" if "none" in curves else "vanilla")  # the plain arm's name, new or old
     for arm, c in curves.items():
@@ -145,7 +146,7 @@ def summarise(
             (f"{n}_{decay.group(1)}" for n in ("l2", "wd") if decay and f"{n}_{decay.group(1)}" in curves),
             None,
         )
-        for field_, other in (("vs_reference", reference), ("vs_l2", l2)):
+        for field_, other in (("vs_reference", reference), ("vs_l2", l2), ("vs_baseline", baseline)):
             if other is None or other == arm or other not in curves:
                 continue
             diff = _paired_last(c, _finished(curves[other]), seeds[arm], seeds[other], k)
@@ -200,7 +201,7 @@ def _draw(
     plt.close(fig)
 
 
-def _markdown(table: list[dict[str, Any]], figure: str, share: float) -> str:
+def _markdown(table: list[dict[str, Any]], share: float, baseline: str | None) -> str:
     """The summary as Markdown tables: the plasticity figure first, then the hidden-layer measures."""
     out = []
     for key in dict.fromkeys(r["metric"] for r in table):
@@ -210,8 +211,9 @@ def _markdown(table: list[dict[str, Any]], figure: str, share: float) -> str:
             "the change per seed, and the last value minus the plain arm's and (syre) minus L2's at the same decay, "
             "seed by seed",
             "",
-            "| arm | seeds | first | last | change (last - first) | last minus the plain arm's | last minus L2's |",
-            "|---|---|---|---|---|---|---|",
+            "| arm | seeds | first | last | change (last - first) | last minus the plain arm's | last minus L2's |"
+            + (f" last minus {baseline}'s |" if baseline else ""),
+            "|---|---|---|---|---|---|---|" + ("---|" if baseline else ""),
         ]
         for r in rows:
             mark = " *" if r["excludes_zero"] else ""
@@ -221,7 +223,7 @@ def _markdown(table: list[dict[str, Any]], figure: str, share: float) -> str:
                 f"{r['change']:+.4f} [{r['change_lo']:+.4f}, {r['change_hi']:+.4f}]{mark} | "
                 + " | ".join(
                     f"{r[f]:+.4f} [{r[f + '_lo']:+.4f}, {r[f + '_hi']:+.4f}]" if f in r else ""
-                    for f in ("vs_reference", "vs_l2")
+                    for f in ("vs_reference", "vs_l2", *(("vs_baseline",) if baseline else ()))
                 )
                 + " |"
             )
@@ -256,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     table = []
     for key in keys:
-        for row in summarise(curves[key], args.share, seeds=seeds):
+        for row in summarise(curves[key], args.share, seeds=seeds, baseline=args.baseline):
             table.append({"metric": key, **row})
     with open(args.out / "summary.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in table for k in row)))
@@ -274,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                         writer.writerow(
                             [key, arm, s + 1, f"{mean[s]:.6g}", f"{lo[s]:.6g}", f"{hi[s]:.6g}", int(n[s])]
                         )
-    (args.out / "summary.md").write_text(_markdown(table, args.figure, args.share))
+    (args.out / "summary.md").write_text(_markdown(table, args.share, args.baseline))
     _draw(
         curves,
         args.figure,
