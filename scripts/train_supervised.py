@@ -3,10 +3,12 @@
     python scripts/train_supervised.py --experiment permuted-mnist --run-dir runs/pmnist
     python scripts/train_supervised.py --experiment teacher-student --syre --sigma0 0.1 --gamma 0.01
     python scripts/train_supervised.py --experiment mnist-fcn-wd --preset quick --seeds 3 --run-dir runs/wd --force
+    python scripts/train_supervised.py --experiment permuted-mnist --device cuda --step graph
 
-Presets are ``experiments/<name>.yaml``; command-line options override their fields. Bad input (unknown
-experiment or preset, invalid numbers, missing data, a run directory in use, a corrupt checkpoint) prints one
-line on stderr and exits with status 2, changing nothing.
+Presets are ``experiments/<name>.yaml``; command-line options override their fields. The run itself is
+:func:`syre_rl.supervised.train.train`. Bad input (unknown experiment or preset, invalid numbers, missing data,
+a run directory in use, a corrupt checkpoint) prints one line on stderr and exits with status 2, changing
+nothing; a diverging run stops with status 3; Ctrl-C exits with status 130 and says how to resume.
 """
 
 from __future__ import annotations
@@ -18,21 +20,31 @@ from pathlib import Path
 
 import torch
 
-from syre_rl.presets import PROJECT_ROOT, PresetError, build_preset, load_preset
+from syre_rl.cli import (
+    EXIT_DIVERGED,
+    EXIT_INTERRUPTED,
+    DivergedError,
+    OneLineParser,
+    UsageError,
+    fail,
+    finite_float,
+    positive_int,
+    seed_int,
+)
+from syre_rl.presets import PresetError, build_preset, load_preset, preset_dir, runs_root
 from syre_rl.supervised.data import DataError, default_data_dir
 from syre_rl.supervised.experiments import EXPERIMENTS
-from syre_rl.supervised.train import CheckpointError, RunDirError, train
+from syre_rl.supervised.train import STEP_MODES, CheckpointError, train
+
+PROG = "train_supervised.py"
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """Report a bad option as one line on stderr, exit status 2 (argparse adds a usage block)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"error: {message} (see --help)\n")
+def non_negative_int(text: str) -> int:
+    return 0 if text.strip() == "0" else positive_int(text)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = OneLineParser(description=__doc__.split("\n")[0])
+    p = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("--experiment", required=True, help=f"one of: {', '.join(EXPERIMENTS)}")
     p.add_argument("--preset", default="default", help="preset name in experiments/<experiment>.yaml")
     p.add_argument("--run-dir", type=Path, default=None, help="default: runs/<experiment>")
@@ -46,30 +58,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--download", action="store_true", help="fetch missing datasets with torchvision (needs internet)"
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--step",
+        choices=STEP_MODES,
+        default="eager",
+        help="graph: capture each stage's training step as a CUDA graph and replay it (fast on GPUs)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
     p.add_argument("--force", action="store_true", help="start over in a --run-dir that holds a run")
     group = p.add_argument_group("overrides of preset fields")
     group.add_argument("--syre", action="store_true", help="train syre members only (methods: [syre])")
-    group.add_argument("--methods", type=lambda s: s.split(","), help="comma-separated, e.g. vanilla,wd,syre")
     group.add_argument(
-        "--gamma", type=float, help="decay strength of wd and syre (replaces the weight_decay sweep)"
+        "--methods", type=lambda s: s.split(","), help="comma-separated, any mix, e.g. none,l2,syre,cbp,redo"
     )
-    group.add_argument("--sigma0", type=float, help="anchor scale of syre (replaces the sigma0 sweep)")
-    group.add_argument("--seeds", type=int, help="members per setting")
-    group.add_argument("--seed", type=int, help="first seed")
-    group.add_argument("--epochs", type=int, help="epochs (per task for permuted-mnist)")
-    group.add_argument("--tasks", type=int, help="permuted-mnist: number of tasks")
-    group.add_argument("--batch-size", type=int)
-    group.add_argument("--lr", type=float)
-    group.add_argument("--train-size", type=int, help="use the first N training examples (0: all)")
+    group.add_argument(
+        "--weight-decay",
+        "--gamma",
+        dest="gamma",
+        type=finite_float,
+        help="decay strength of l2 and syre (replaces the preset's weight_decay sweep)",
+    )
+    group.add_argument("--sigma0", type=finite_float, help="anchor scale of syre (replaces the sigma0 sweep)")
+    group.add_argument("--seeds", type=positive_int, help="members per setting")
+    group.add_argument("--seed", type=seed_int, help="first seed")
+    group.add_argument("--epochs", type=positive_int, help="epochs (per task for permuted-mnist)")
+    group.add_argument("--tasks", type=positive_int, help="permuted-mnist: number of tasks")
+    group.add_argument("--batch-size", type=positive_int)
+    group.add_argument("--lr", type=finite_float)
+    group.add_argument(
+        "--train-size", type=non_negative_int, help="use the first N training examples (0: all)"
+    )
     return p.parse_args(argv)
 
 
 def build_config(args: argparse.Namespace):
     """The preset, with the command line's overrides, validated by the same schema."""
     experiment = EXPERIMENTS[args.experiment]
-    path = PROJECT_ROOT / "experiments" / f"{args.experiment}.yaml"
+    path = preset_dir("experiments") / f"{args.experiment}.yaml"
     cfg = load_preset(path, args.preset, experiment.schema)
     overrides = {
         "methods": ["syre"] if args.syre else args.methods,
@@ -94,22 +120,25 @@ def build_config(args: argparse.Namespace):
     )
 
 
+def check(argv: list[str]) -> None:
+    """Validate a command line without running it (the sweep checks its runs' arguments with this)."""
+    args = parse_args(argv)
+    if args.experiment not in EXPERIMENTS:
+        raise UsageError(f"unknown experiment {args.experiment!r}; choose one of: {', '.join(EXPERIMENTS)}")
+    if not args.resume:
+        build_config(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    run_dir = args.run_dir or runs_root() / args.experiment
     try:
-        if args.experiment not in EXPERIMENTS:
-            raise PresetError(
-                f"unknown experiment {args.experiment!r}; choose one of: {', '.join(EXPERIMENTS)}"
-            )
+        check(argv if argv is not None else sys.argv[1:])
         if args.threads is not None:
-            if args.threads < 1:
-                raise PresetError(f"--threads must be >= 1, got {args.threads}")
             torch.set_num_threads(args.threads)
-        cfg = build_config(args)
-        run_dir = args.run_dir or PROJECT_ROOT / "runs" / args.experiment
         train(
             EXPERIMENTS[args.experiment],
-            cfg,
+            build_config(args),
             run_dir=run_dir,
             device=args.device,
             data_dir=args.data_dir,
@@ -117,10 +146,20 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             force=args.force,
             preset=args.preset,
+            step=args.step,
         )
-    except (PresetError, DataError, RunDirError, CheckpointError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (UsageError, PresetError, DataError, CheckpointError, ValueError) as err:
+        fail(PROG, str(err))
+    except DivergedError as err:
+        fail(PROG, str(err), EXIT_DIVERGED)
+    except KeyboardInterrupt:
+        checkpoint = run_dir / "checkpoint.pt"
+        if not checkpoint.is_file():
+            fail(PROG, "interrupted before the first checkpoint; nothing to resume", EXIT_INTERRUPTED)
+        command = f"python scripts/train_supervised.py --experiment {args.experiment} --preset {args.preset}"
+        print(f"interrupted; the last checkpoint is {checkpoint}", file=sys.stderr)
+        print(f"continue with: {command} (same options) --run-dir {run_dir} --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -93,12 +93,74 @@ def _buffer_key(kind: str, name: str) -> str:
     return f"{kind}/{name.replace('.', '/')}"
 
 
+# A CPU decay step is memory-bound, and the coupled form makes two passes over the gradient. Cut into blocks that
+# stay in cache, both passes run on one block before the next is read, so the second pass reads the gradient
+# from cache instead of memory. 2**20 float32 elements are 4 MiB per tensor: a block's three or four tensors fit
+# a 32 MiB L3, and a 10M-weight model takes about ten blocks (ten Python-level calls per pass). Measured on a
+# shared 2-core VM: about a tenth off the coupled hook; 2**17-element blocks no better
+# (docs/results/bench/core-variants.txt, core-cpu.txt).
+BLOCK_ELEMENTS = 1 << 20
+
+# Per parameter group: blocks, each a list of (tensor index, start, stop) over flattened tensors; None: one block
+# of whole tensors (accelerators, where a kernel launch per block would cost more than it saves).
+_Plan = list[list[tuple[int, int, int]]] | None
+
+
+def _plan(lists: list[list[Tensor]]) -> _Plan:
+    """Cut parallel lists of same-shaped tensors into blocks of about :data:`BLOCK_ELEMENTS` elements.
+
+    Small tensors share a block whole; a tensor larger than a block is cut into contiguous slices (only when it is
+    contiguous in every list). A model that fits in one block gets ``None``: the plain whole-list passes.
+    """
+    first = lists[0]
+    total = sum(t.numel() for t in first)
+    if not first or first[0].device.type != "cpu" or total <= BLOCK_ELEMENTS:
+        return None
+    blocks: list[list[tuple[int, int, int]]] = [[]]
+    fill = 0
+    for k, tensor in enumerate(first):
+        n = tensor.numel()
+        cuttable = all(len(ts) <= k or ts[k].is_contiguous() for ts in lists)
+        step = BLOCK_ELEMENTS if cuttable else n
+        for start in range(0, n, step):
+            size = min(step, n - start)
+            if fill and fill + size > BLOCK_ELEMENTS:
+                blocks.append([])
+                fill = 0
+            blocks[-1].append((k, start, start + size))
+            fill += size
+    return blocks
+
+
+def _blocks(plan: _Plan, *lists: list[Tensor]) -> list[tuple[list[Tensor], ...]]:
+    """The tensors of ``lists`` cut as ``plan`` says: one tuple of lists per block (empty lists stay empty).
+
+    One block of whole tensors when ``plan`` is ``None``, or when a gradient that the plan cuts is laid out
+    unlike its parameter (not contiguous: it cannot be flattened).
+    """
+    if plan is None:
+        return [lists]
+    try:
+        flat = [[t.view(-1) if t.numel() > BLOCK_ELEMENTS else t for t in ts] for ts in lists]
+    except RuntimeError:
+        return [lists]
+    return [
+        tuple(
+            [ts[k] if b - a == ts[k].numel() else fs[k][a:b] for k, a, b in block] if ts else []
+            for ts, fs in zip(lists, flat)
+        )
+        for block in plan
+    ]
+
+
 class Syre(nn.Module):
     """Weight decay toward a fixed random anchor: the anchor form of syre, for any model and optimizer.
 
     Being an ``nn.Module`` whose buffers are the anchors, it travels with a model it is a submodule of:
-    ``state_dict`` saves the anchors, ``.to(device)`` moves them. It holds references to the model's parameters
-    without registering them, so ``syre.parameters()`` is empty.
+    ``state_dict`` saves the anchors (tensors only; the settings are constructor arguments), ``.to(device)`` moves
+    them, and ``load_state_dict`` follows torch's ``strict`` contract. It holds references to the model's
+    parameters without registering them, so ``syre.parameters()`` is empty. A copy is detached (see
+    :meth:`__getstate__`).
 
     :param module_or_named_params: the model, or ``(name, tensor)`` pairs, or tensors.
     :param gamma: decay strength (torch's ``weight_decay`` convention: penalty ``gamma/2 ||w - theta0||^2``).
@@ -194,6 +256,8 @@ class Syre(nn.Module):
             else self.sigma0
             for n, t in selected
         ]
+        if any(not std * 10 < torch.finfo(p.dtype).max for p, std in zip(self._params, self._stds)):
+            raise ValueError(f"sigma0={self.sigma0!r} is too large: the anchors would not be finite")
         self._seeds = [_tensor_seed(self.seed, n) for n in self._names]
         given = self._check_given("anchors", anchors) if anchors is not None else None
         given_diags = self._check_given("diagonals", diagonals) if diagonals is not None else None
@@ -201,10 +265,6 @@ class Syre(nn.Module):
             bool(torch.isfinite(d).all() and (d >= 0).all()) for d in given_diags.values()
         ):
             raise ValueError("diagonals must be finite and non-negative")
-        if given is not None:
-            self._stds = [
-                float(given[n].double().std()) if given[n].numel() > 1 else 0.0 for n in self._names
-            ]
         if self.anchor_storage == "tensor":
             for name, param, std, tensor_seed in zip(self._names, self._params, self._stds, self._seeds):
                 anchor, diag = self._draw(param, std, tensor_seed)
@@ -215,11 +275,14 @@ class Syre(nn.Module):
                     diag = given_diags[name].detach().to(param.device, param.dtype, copy=True)
                 if diag is not None:
                     self.register_buffer(_buffer_key("D", name), diag)
+        else:  # the seed regenerates every anchor: it is the state that must travel
+            self.register_buffer("anchor_seed", torch.tensor(self.seed, dtype=torch.int64))
+        self._given_anchors = given is not None
         self._optimizer: weakref.ref[torch.optim.Optimizer] | None = None
         self._handles: list[Any] = []
         self._groups: list[tuple[dict[str, Any], list[int]]] = []
         self._step_lists: (
-            list[tuple[dict[str, Any], list[int], list[Tensor], list[Tensor], list[Tensor]]] | None
+            list[tuple[dict[str, Any], list[int], list[Tensor], list[Tensor], list[Tensor], _Plan]] | None
         ) = None
         if init_offset:
             self.init_offset()
@@ -292,11 +355,14 @@ class Syre(nn.Module):
     def summary(self) -> dict[str, float | int | str]:
         """What a run log should say about the anchors: how many, how large, which settings."""
         numel = sum(p.numel() for p in self._params)
+        stds = self._stds
+        if self._given_anchors:  # given (or since loaded) anchors: their own spread, not a drawing scale
+            stds = [float(a.double().std()) if a.numel() > 1 else 0.0 for a in self.anchors.values()]
         return {
             "count": len(self._params),
             "numel": numel,
-            "mean_std": sum(s * p.numel() for s, p in zip(self._stds, self._params)) / numel,
-            "max_std": max(self._stds),
+            "mean_std": sum(s * p.numel() for s, p in zip(stds, self._params)) / numel,
+            "max_std": max(stds),
             **self._config(),
         }
 
@@ -374,22 +440,27 @@ class Syre(nn.Module):
         self._step_lists = None
         return super()._apply(fn, recurse)
 
-    def _lists(self) -> list[tuple[dict[str, Any], list[int], list[Tensor], list[Tensor], list[Tensor]]]:
-        """Per parameter group: our indices, params, anchors and diagonals, built once so a step does no lookups."""
+    def _lists(
+        self,
+    ) -> list[tuple[dict[str, Any], list[int], list[Tensor], list[Tensor], list[Tensor], _Plan]]:
+        """Per parameter group: our indices, params, anchors, diagonals and block plan, built once so a step
+        does no lookups."""
         if self._step_lists is None:
             self._step_lists = []
             for group, idx in self._groups:
+                params = [self._params[i] for i in idx]
                 pairs = [self._anchor(i) for i in idx] if self.anchor_storage == "tensor" else []
-                self._step_lists.append(
-                    (group, idx, [self._params[i] for i in idx], [a for a, _ in pairs], [d for _, d in pairs])
-                )
+                anchors, diags = [a for a, _ in pairs], [d for _, d in pairs if d is not None]
+                self._step_lists.append((group, idx, params, anchors, diags, _plan([params, anchors, diags])))
         return self._step_lists
 
     @torch.no_grad()
     def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self.gamma == 0:  # no decay: leave the step exactly as the plain optimizer's
+            return
         if len(optimizer.param_groups) != self._n_groups:  # add_param_group was called since attach
             self._index_groups(optimizer)
-        for group, idx, params, anchors, diags in self._lists():
+        for group, idx, params, anchors, diags, plan in self._lists():
             if any(p.grad is None for p in params):
                 # Like torch's optimizers, a parameter without a gradient is left alone (no decay either).
                 keep = [k for k, p in enumerate(params) if p.grad is not None]
@@ -397,31 +468,44 @@ class Syre(nn.Module):
                 anchors, diags = [anchors[k] for k in keep if anchors], [diags[k] for k in keep if diags]
                 if not params:
                     continue
+                plan = None
             if self.anchor_storage == "seed":
                 self._regenerated_step(idx, float(group["lr"]))
             elif self.mode == "coupled":
-                self._coupled(params, anchors, diags)
+                self._coupled(params, anchors, diags, plan)
             else:
-                self._decoupled(params, anchors, diags, float(group["lr"]))
+                self._decoupled(params, anchors, diags, float(group["lr"]), plan)
 
-    def _coupled(self, params: list[Tensor], anchors: list[Tensor], diags: list[Tensor]) -> None:
-        """``grad += gamma D (w - theta0)`` as two in-place passes with no temporary."""
+    def _coupled(
+        self, params: list[Tensor], anchors: list[Tensor], diags: list[Tensor], plan: _Plan = None
+    ) -> None:
+        """``grad += gamma D (w - theta0)`` as two in-place passes with no temporary, block by block."""
         grads = [p.grad for p in params]
-        if not self._has_diag:
-            torch._foreach_add_(grads, params, alpha=self.gamma)
-            torch._foreach_add_(grads, anchors, alpha=-self.gamma)
-        else:
-            torch._foreach_addcmul_(grads, diags, params, value=self.gamma)
-            torch._foreach_addcmul_(grads, diags, anchors, value=-self.gamma)
+        for g, w, a, d in _blocks(plan, grads, params, anchors, diags):
+            if not self._has_diag:
+                torch._foreach_add_(g, w, alpha=self.gamma)
+                torch._foreach_add_(g, a, alpha=-self.gamma)
+            else:
+                torch._foreach_addcmul_(g, d, w, value=self.gamma)
+                torch._foreach_addcmul_(g, d, a, value=-self.gamma)
 
-    def _decoupled(self, params: list[Tensor], anchors: list[Tensor], diags: list[Tensor], lr: float) -> None:
-        """``w -= lr gamma D (w - theta0)``: one ``lerp_`` pass toward the anchor (two passes with ``D``)."""
+    def _decoupled(
+        self,
+        params: list[Tensor],
+        anchors: list[Tensor],
+        diags: list[Tensor],
+        lr: float,
+        plan: _Plan = None,
+    ) -> None:
+        """``w -= lr gamma D (w - theta0)``: one ``lerp_`` pass toward the anchor (two passes with ``D``, block by
+        block)."""
         rate = lr * self.gamma
         if not self._has_diag:
             torch._foreach_lerp_(params, anchors, rate)
-        else:
-            torch._foreach_addcmul_(params, diags, params, value=-rate)
-            torch._foreach_addcmul_(params, diags, anchors, value=rate)
+            return
+        for w, a, d in _blocks(plan, params, anchors, diags):
+            torch._foreach_addcmul_(w, d, w, value=-rate)
+            torch._foreach_addcmul_(w, d, a, value=rate)
 
     def _regenerated_step(self, idx: list[int], lr: float) -> None:
         """Seed storage: draw each anchor again (one tensor at a time, so memory stays at one tensor's size)."""
@@ -434,39 +518,48 @@ class Syre(nn.Module):
                 self._decoupled([self._params[i]], [anchor], diags, lr)
 
     # ---------------------------------------------------------------------------------------- state
-    def get_extra_state(self) -> dict[str, Any]:
-        return {
-            "version": 1,
-            "config": self._config(),
-            "names": list(self._names),
-            "shapes": [tuple(p.shape) for p in self._params],
-            "stds": list(self._stds),
-            "seeds": list(self._seeds),
-        }
-
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        config = state["config"]
-        self.gamma, self.sigma0, self.spread = config["gamma"], config["sigma0"], config["spread"]
-        self.mode, self.anchor_scale, self.seed = config["mode"], config["anchor_scale"], config["seed"]
-        self._stds, self._seeds = list(state["stds"]), list(state["seeds"])
+    # The state dict holds tensors only: the anchors and diagonals (tensor storage) or the base seed as a 0-d int64
+    # tensor (seed storage). Settings (gamma, sigma0, mode, selection, ...) are constructor arguments: build the
+    # Syre the same way, then load. Missing, unexpected and mis-shaped entries are torch's own load errors.
 
     def _load_from_state_dict(
-        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+        self,
+        state_dict: Mapping[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
     ) -> None:
-        # Validate the whole state before anything is copied, so that a mismatch changes nothing.
-        extra = state_dict.get(prefix + "_extra_state")
-        if not isinstance(extra, dict) or extra.get("version") != 1:
-            raise ValueError(f"{prefix or 'Syre'}: not a Syre state (missing or unknown '_extra_state')")
-        ours = [tuple(p.shape) for p in self._params]
-        theirs = [tuple(s) for s in extra["shapes"]]
-        if extra["names"] != self._names or theirs != ours:
-            raise ValueError(
-                "Syre state is for other parameters: "
-                f"saved {list(zip(extra['names'], theirs))}, this model {list(zip(self._names, ours))}"
-            )
-        storage = extra["config"]["anchor_storage"]
-        if storage != self.anchor_storage:
-            raise ValueError(f"Syre state uses anchor_storage={storage!r}, this one {self.anchor_storage!r}")
-        if extra["config"]["diagonal"] != self._has_diag:
-            raise ValueError("Syre state and this Syre disagree on whether a diagonal D is used")
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        # Check every shape first, so that a mismatch leaves all of this Syre's tensors as they were.
+        mismatched = [
+            f"size mismatch for {prefix}{name}: copying a param with shape {tuple(state_dict[prefix + name].shape)} "
+            f"from checkpoint, the shape in current model is {tuple(tensor.shape)}."
+            for name, tensor in self._buffers.items()
+            if tensor is not None
+            and isinstance(state_dict.get(prefix + name), Tensor)
+            and state_dict[prefix + name].shape != tensor.shape
+        ]
+        if mismatched:
+            error_msgs.extend(mismatched)
+            return
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        if self.anchor_storage == "seed" and prefix + "anchor_seed" in state_dict:
+            self._set_seed(int(self.anchor_seed))
+
+    def _set_seed(self, seed: int) -> None:
+        self.seed = seed
+        self._seeds = [_tensor_seed(seed, n) for n in self._names]
+        self._step_lists = None
+
+    # ------------------------------------------------------------------------------------------ copies
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (``copy.deepcopy``, pickle) is detached: torch's optimizers do not copy their step hooks, so the
+        copy's optimizer (if any) would not call it. Whoever owns the copy attaches it again (the SB3 policies
+        here do so for their copied optimizers)."""
+        state = dict(super().__getstate__())
+        state.update(_optimizer=None, _handles=[], _groups=[], _step_lists=None)
+        return state

@@ -16,6 +16,7 @@ A preset file maps preset names to mappings of fields::
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -23,9 +24,30 @@ from typing import Any, TypeVar
 
 import yaml
 
+from syre_rl.cli import MAX_INT
+
 T = TypeVar("T")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGED_PRESETS = Path(__file__).resolve().parent / "preset_files"  # filled by setup.py's build_py
+PRESET_KINDS = ("agents", "envs", "experiments", "grids")
+
+
+def preset_dir(kind: str) -> Path:
+    """The folder of one kind of preset files (``agents``, ``envs``, ``experiments``, ``grids``).
+
+    An installed package reads the copies it ships (``syre_rl/preset_files/<kind>``); a source checkout reads
+    the repository's top-level folders, the place to edit them.
+    """
+    if kind not in PRESET_KINDS:
+        raise ValueError(f"unknown kind of preset {kind!r}; one of: {', '.join(PRESET_KINDS)}")
+    packaged = PACKAGED_PRESETS / kind
+    return packaged if packaged.is_dir() else PROJECT_ROOT / kind
+
+
+def runs_root() -> Path:
+    """Where runs go by default: ``runs/`` of the source checkout, or of the working directory when installed."""
+    return PROJECT_ROOT / "runs" if (PROJECT_ROOT / "pyproject.toml").is_file() else Path.cwd() / "runs"
 
 
 class PresetError(ValueError):
@@ -106,10 +128,18 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
                 raise PresetError(f"{where}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise PresetError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):  # NaN passes every range check (nan < 0 is False), so refuse it here
+            raise PresetError(f"{where}: expected a finite number, got {value!r}")
+        return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise PresetError(f"{where}: expected an integer, got {value!r}")
+        if abs(value) > MAX_INT:
+            raise PresetError(f"{where}: {value} is out of range (at most 2**62)")
         return value
     if hint is bool:
         if not isinstance(value, bool):

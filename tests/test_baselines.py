@@ -82,21 +82,52 @@ def test_l2_init_one_step_pulls_toward_the_stored_initial_weights() -> None:
         torch.testing.assert_close(p.detach(), w - 0.1 * 0.5 * (w - w0), rtol=0, atol=1e-6)
 
 
-def test_shrink_perturb_shrinks_by_the_factor_and_adds_noise_of_the_std() -> None:
+def test_shrink_perturb_one_step_is_dohares_formula() -> None:
+    """Dohare et al.'s continual Shrink & Perturb under SGD: ``w <- w - lr * (g + wd * w)``, then
+    ``w += noise_std * N(0, 1)`` on Linear weights and biases only, written out here."""
+    model = mlp()
+    log_std = nn.Parameter(
+        torch.zeros(3)
+    )  # a non-Linear parameter (like SB3's log_std): shrunk? never noised
+    model.register_parameter("log_std", log_std)
+    lr, wd, noise, seed = 0.1, 0.5, 0.01, 4
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    make_method("shrink-perturb", model, optimizer, weight_decay=wd, noise_std=noise, seed=seed)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    x = torch.randn(8, 6)
+    optimizer.zero_grad()
+    model(x).square().mean().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    optimizer.step()
+    gen = torch.Generator().manual_seed(seed)
+    for index in (0, 2, 4):  # Linear modules in order, weight then bias
+        for kind in ("weight", "bias"):
+            name = f"{index}.{kind}"
+            expected = before[name] - lr * (grads[name] + wd * before[name])
+            expected = expected + noise * torch.randn(before[name].shape, generator=gen)
+            torch.testing.assert_close(model.get_parameter(name).detach(), expected, rtol=0, atol=1e-6)
+    assert torch.equal(log_std.detach(), before["log_std"])  # excluded by default: neither shrunk nor noised
+
+
+def test_shrink_perturb_noise_has_its_std_and_the_boundary_form_acts_only_at_task_changes() -> None:
     torch.manual_seed(0)
     layer = nn.Linear(1000, 1000)
     with torch.no_grad():
         layer.weight.normal_()
     optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
-    make_method("shrink-perturb", layer, optimizer, shrink=0.1, noise_std=0.01, seed=1)
+    method = make_method(
+        "shrink-perturb", layer, optimizer, form="boundary", shrink=0.4, noise_std=0.01, seed=1
+    )
     before = layer.weight.detach().clone()
     optimizer.zero_grad()
     (layer(torch.randn(2, 1000)) * 0).sum().backward()
     optimizer.step()
+    assert torch.equal(layer.weight, before)  # nothing during a task
+    method.on_task_change()
     after = layer.weight.detach()
     factor = float((before * after).sum() / before.square().sum())
-    assert abs(factor - 0.9) < 1e-4  # noise moves this estimate by ~1e-5
-    noise = after - 0.9 * before
+    assert abs(factor - 0.4) < 1e-4  # noise moves this estimate by ~1e-5
+    noise = after - 0.4 * before
     assert abs(float(noise.mean())) < 5 * 0.01 / 1000  # five standard errors of the mean of 1e6 draws
     assert abs(float(noise.std()) / 0.01 - 1) < 0.01  # the std's standard error is 0.07%
 
@@ -144,7 +175,7 @@ def test_redo_resets_exactly_the_dormant_units_and_their_adam_state() -> None:
 
     reset0, reset1 = dormant_mask(seen[1], 0.1), dormant_mask(seen[3], 0.1)
     assert reset0[[1, 3]].all() and reset1[5]
-    assert redo.resets == [int(reset0.sum()), int(reset1.sum())] and redo.updates == 3
+    assert redo.resets_per_layer == [int(reset0.sum()), int(reset1.sum())] and redo.updates == 3
 
     def state(opt: torch.optim.Optimizer, p: torch.Tensor) -> torch.Tensor:
         return opt.state[p]["exp_avg"]
@@ -182,20 +213,22 @@ def test_cbp_replaces_mature_units_at_its_rate_and_never_immature_ones() -> None
     assert isinstance(cbp, CBP)
     owed = [0.0, 0.0]
     for _ in range(80):
-        ages = [cbp.age(i).clone() for i in range(2)]
+        ages = [cbp.age(i)[0].clone() for i in range(2)]
         train_step(model, optimizer, torch.randn(32, 6))
-        replaced = [cbp.age(i) == 0 for i in range(2)]
+        replaced = [cbp.age(i)[0] == 0 for i in range(2)]
         for i, layer in enumerate(cbp.layers):
             eligible = ages[i] + 1 > maturity
             owed[i] += int(eligible.sum()) * rate
             assert int(replaced[i].sum()) == int(owed[i])
             owed[i] -= int(owed[i])
             assert eligible[replaced[i]].all()  # immature units are never replaced
-            assert (cbp.utility(i)[replaced[i]] == 0).all() and (layer.in_layer.bias[replaced[i]] == 0).all()
+            assert (cbp.utility(i)[0, replaced[i]] == 0).all() and (
+                layer.in_layer.bias[replaced[i]] == 0
+            ).all()
             kept_rows = ~replaced[i + 1] if i + 1 < 2 else torch.ones(3, dtype=torch.bool)
             assert (layer.out_layers[0].weight[kept_rows][:, replaced[i]] == 0).all()
     # About rate * eligible units per step: ~(80 - 5) steps * 50 units * 0.03 = 112 replacements per layer.
-    assert all(90 < n < 125 for n in cbp.replaced)
+    assert all(90 < n < 125 for n in cbp.replaced_per_layer)
 
 
 STATEFUL = {
@@ -244,6 +277,8 @@ def test_bad_settings_are_refused_with_the_argument_named() -> None:
 
 
 PPO_SETTINGS = {
+    "none": {},
+    "syre": {},
     "l2": {},
     "l2-init": {},
     "shrink-perturb": {},
@@ -280,9 +315,97 @@ def test_each_method_runs_inside_sb3_ppo(name: str) -> None:
         ]
         assert method.layers[1].out_layers == (policy.action_net,)
     if isinstance(method, CBP):
-        assert sum(method.replaced) > 0 and max(int(method.age(i).max()) for i in range(4)) <= 8
+        assert sum(method.replaced_per_layer) > 0 and max(int(method.age(i).max()) for i in range(4)) <= 8
     if name == "l2-init":
         anchors = method.decay.anchors
         assert all(torch.equal(anchors[n], initial[n]) for n in initial)
     if name == "ns-adam":
         assert policy.optimizer.param_groups[0]["betas"] == (0.99, 0.99)
+
+
+def test_cbp_replacement_keeps_the_mean_output_on_the_recorded_batch() -> None:
+    """Dohare's bias correction: the replaced unit's mean contribution ``W_out[:, u] * mean_act[u]`` moves into the
+    reader's bias. With the same batch every step (and lr 0, so nothing else moves) the bias-corrected running mean
+    is the batch mean, so the mean output on that batch stays put; without the correction it jumps."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 6)
+    jumps = {}
+    for correct in (True, False):
+        model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+        with torch.no_grad():
+            model[0].bias.fill_(2.0)  # every unit active, mean activation about 2
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.0)
+        cbp = make_method(
+            "cbp",
+            model,
+            optimizer,
+            replacement_rate=1 / 16,
+            maturity_threshold=5,
+            weight_decay=0.0,
+            bias_correction=correct,
+            seed=0,
+        )
+        for _ in range(5):
+            train_step(model, optimizer, x)
+        before = model(x).mean(0).detach()
+        assert cbp.replaced_per_layer == [0]
+        train_step(model, optimizer, x)  # the sixth step makes one unit eligible... and replaces it
+        assert cbp.replaced_per_layer == [1]
+        jumps[correct] = float((model(x).mean(0).detach() - before).abs().max())
+    assert jumps[True] < 1e-6
+    assert jumps[False] > 1e-2  # the test has teeth: the unit's contribution was large
+
+
+@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.99, 0.99)])
+def test_the_first_adam_update_of_a_reset_unit_is_a_fresh_adams(betas) -> None:
+    """After 300 steps, ReDo resets dead units; the next update of their out-weights (the only ones with a gradient:
+    zero out-weights block the in-weights' gradient) must be a fresh Adam's first update, ``lr g / (|g| + eps)``,
+    not torch's with the tensor's step 301 (1.6 x lr with betas (0.9, 0.999), 0.2 x lr with (0.99, 0.99))."""
+    torch.manual_seed(0)
+    model = mlp(width=16)
+    with torch.no_grad():  # units 1 and 3 of the second hidden layer never fire
+        model[2].weight[[1, 3]] = 0.0
+        model[2].bias[[1, 3]] = -1.0
+    lr = 1e-3
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
+    redo = make_method("redo", model, optimizer, every=300, tau=0.0, weight_decay=0.0, seed=0)
+    for _ in range(300):
+        train_step(model, optimizer, torch.randn(32, 6))
+    assert redo.resets_per_layer[1] >= 2
+    reset = model[4].weight.detach()[:, [1, 3]].clone()
+    assert (reset == 0).all()
+    x = torch.randn(32, 6)
+    optimizer.zero_grad()
+    model(x).square().mean().backward()
+    grad = model[4].weight.grad[:, [1, 3]].clone()
+    optimizer.step()
+    step = model[4].weight.detach()[:, [1, 3]] - reset
+    fresh = -lr * grad / (grad.abs() + 1e-8)  # m = (1 - b1) g, v = (1 - b2) g^2, both bias-corrected at k = 1
+    assert (grad.abs() > 1e-7).all()
+    torch.testing.assert_close(step, fresh, rtol=0.01, atol=0)
+    b1, b2 = betas  # what torch's one step count per tensor would have done: far from it
+    stale = (
+        -lr * grad * (1 - b1) / (1 - b1**301) / (grad.abs() * (1 - b2) ** 0.5 / (1 - b2**301) ** 0.5 + 1e-8)
+    )
+    assert not torch.allclose(stale, fresh, rtol=0.3)
+
+
+@pytest.mark.parametrize("name", ["syre", "l2", "l2-init", "shrink-perturb", "cbp", "redo"])
+def test_exclude_adds_to_the_default_that_keeps_log_std_out(name: str) -> None:
+    """A method's ``exclude=`` adds patterns; SB3's ``log_std`` stays out whatever is passed."""
+    model = mlp()
+    model.register_parameter("log_std", nn.Parameter(torch.ones(3)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    strong = {"weight_decay": 0.5} if name != "syre" else {"gamma": 0.5}
+    make_method(name, model, optimizer, exclude="0.*", **strong)
+    with torch.no_grad():  # away from L2-Init's anchors
+        for p in model.parameters():
+            p.add_(1.0)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    zero_gradient_step(model, optimizer)
+    after = dict(model.named_parameters())
+    assert torch.equal(after["log_std"], before["log_std"])
+    assert torch.equal(after["0.weight"], before["0.weight"]) and torch.equal(
+        after["0.bias"], before["0.bias"]
+    )
+    assert not torch.equal(after["4.weight"], before["4.weight"])  # the rest decays

@@ -4,6 +4,7 @@ state round trips and clear errors."""
 from __future__ import annotations
 
 import copy
+import pickle
 import subprocess
 import sys
 
@@ -348,30 +349,111 @@ def test_seed_storage_equals_tensor_storage(mode: str, spread: float) -> None:
     (w_tensor, s_tensor), (w_seed, s_seed) = results["tensor"], results["seed"]
     assert all(torch.equal(a, b) for a, b in zip(w_tensor, w_seed))
     assert all(torch.equal(s_tensor.anchors[n], s_seed.anchors[n]) for n in s_tensor.param_names)
-    assert len(list(s_seed.buffers())) == 0 and len(list(s_tensor.buffers())) > 0
+    # Seed storage keeps one 0-d int64 tensor (the seed), tensor storage one anchor per parameter.
+    assert [(k, v.shape, v.dtype) for k, v in s_seed.state_dict().items()] == [
+        ("anchor_seed", torch.Size([]), torch.int64)
+    ]
+    assert len(s_tensor.state_dict()) == 4 + (4 if spread else 0)
+
+
+def test_seed_storage_state_round_trip_restores_the_anchors() -> None:
+    """With seed storage the state is the seed: loading it into a Syre built with another seed regenerates the
+    saved anchors, and the next step uses them."""
+    saved = Syre(mlp(), gamma=GAMMA, sigma0=0.3, anchor_storage="seed", seed=5)
+    model = mlp()
+    other = Syre(model, gamma=GAMMA, sigma0=0.3, anchor_storage="seed", seed=6)
+    opt = other.attach(torch.optim.SGD(model.parameters(), lr=0.1))
+    assert not torch.equal(other.anchors["0.weight"], saved.anchors["0.weight"])
+    other.load_state_dict(saved.state_dict())
+    assert other.seed == 5
+    assert all(torch.equal(other.anchors[n], saved.anchors[n]) for n in saved.param_names)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt.step()
+    for name, p in model.named_parameters():
+        expected = before[name] - 0.1 * GAMMA * (before[name] - saved.anchors[name])
+        torch.testing.assert_close(p.detach(), expected, rtol=0, atol=1e-15)
 
 
 def test_syre_as_submodule_travels_with_the_model() -> None:
-    """As a submodule the anchors are in the model's state_dict, and .to() converts them too."""
+    """As a submodule the anchors are in the model's state_dict (tensors only), and .to() converts them too."""
     model = mlp(dtype=torch.float32)
     model.syre = Syre(list(model.named_parameters()), gamma=0.1, seed=0)
     assert list(model.parameters()).__len__() == 4  # syre registers no parameters
-    keys = model.state_dict().keys()
-    assert "syre.theta0/0/weight" in keys and "syre._extra_state" in keys
+    state = model.state_dict()
+    assert "syre.theta0/0/weight" in state
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    assert {k for k in state if k.startswith("syre.")} == {
+        f"syre.theta0/{n.replace('.', '/')}" for n, _ in mlp().named_parameters()
+    }
     model.double()
     assert model.syre.anchors["0.weight"].dtype == torch.float64
 
 
-def test_loading_a_state_for_other_shapes_fails_and_changes_nothing() -> None:
-    small = Syre(nn.Linear(3, 2), gamma=0.1, seed=0)
-    large = Syre(nn.Linear(4, 2), gamma=0.1, seed=1)
-    before = {n: t.clone() for n, t in large.anchors.items()}
-    with pytest.raises(ValueError, match="other parameters"):
-        large.load_state_dict(small.state_dict())
-    assert all(torch.equal(before[n], large.anchors[n]) for n in before)
-    assert large.seed == 1
-    with pytest.raises(ValueError, match="not a Syre state"):
-        large.load_state_dict({})
+def test_load_state_dict_follows_torchs_strict_contract() -> None:
+    """Missing and unexpected keys: RuntimeError when strict, listed in the result otherwise (the present entries
+    still load); a shape mismatch fails in both modes and leaves every anchor as it was."""
+    source = Syre(nn.Linear(4, 2), gamma=0.1, seed=0)
+    target = Syre(nn.Linear(4, 2), gamma=0.1, seed=1)
+    original = {n: t.clone() for n, t in target.anchors.items()}
+    partial = {"theta0/weight": source.state_dict()["theta0/weight"], "theta0/extra": torch.zeros(3)}
+    with pytest.raises(RuntimeError, match=r"Missing key\(s\).*theta0/bias") as info:
+        target.load_state_dict(partial)
+    assert 'Unexpected key(s) in state_dict: "theta0/extra"' in str(info.value)
+    result = target.load_state_dict(partial, strict=False)
+    assert result.missing_keys == ["theta0/bias"] and result.unexpected_keys == ["theta0/extra"]
+    assert torch.equal(target.anchors["weight"], source.anchors["weight"])
+    assert torch.equal(target.anchors["bias"], original["bias"])
+
+    small = Syre(nn.Linear(3, 2), gamma=0.1, seed=2)
+    before = {n: t.clone() for n, t in target.anchors.items()}
+    for strict in (True, False):
+        with pytest.raises(RuntimeError, match="size mismatch for theta0/weight"):
+            target.load_state_dict(small.state_dict(), strict=strict)
+        assert all(
+            torch.equal(before[n], target.anchors[n]) for n in before
+        )  # bias shapes agree: untouched too
+
+    # Other settings that change the state's layout show up as missing/unexpected keys, the torch way.
+    with pytest.raises(RuntimeError, match="Unexpected key.*D/weight"):
+        target.load_state_dict(Syre(nn.Linear(4, 2), gamma=0.1, spread=0.1, seed=0).state_dict())
+    with pytest.raises(RuntimeError, match="Unexpected key.*anchor_seed"):
+        target.load_state_dict(Syre(nn.Linear(4, 2), gamma=0.1, anchor_storage="seed", seed=0).state_dict())
+
+
+def test_a_copy_is_detached_and_keeps_its_anchors() -> None:
+    """torch's optimizers do not copy step hooks, so a deep copy (or pickle) of a Syre is detached: attached to a
+    new optimizer it decays the copy's own weights toward the same anchors, and the original still works."""
+    model = mlp()
+    model.syre = Syre(model[0], gamma=0.5, sigma0=1.0, seed=0)
+    opt = model.syre.attach(torch.optim.SGD(model[0].parameters(), lr=0.1))
+    twin = copy.deepcopy(model)
+    assert twin.syre._optimizer is None and not twin.syre._handles
+    assert all(torch.equal(twin.syre.anchors[n], a) for n, a in model.syre.anchors.items())
+    twin_opt = twin.syre.attach(torch.optim.SGD(twin[0].parameters(), lr=0.1))
+    for m, o in ((model, opt), (twin, twin_opt)):
+        for p in m.parameters():
+            p.grad = torch.zeros_like(p)
+        before = m[0].weight.detach().clone()
+        o.step()
+        expected = before - 0.1 * 0.5 * (before - m.syre.anchors["weight"])
+        torch.testing.assert_close(m[0].weight.detach(), expected, rtol=0, atol=1e-15)
+    restored = pickle.loads(pickle.dumps(model))
+    assert torch.equal(restored.syre.anchors["weight"], model.syre.anchors["weight"])
+
+
+def test_zero_gamma_leaves_the_step_untouched() -> None:
+    """gamma = 0 is the plain optimizer, bit for bit (the hook returns at once)."""
+    weights = []
+    for gamma in (None, 0.0):
+        model = mlp()
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        if gamma is not None:
+            Syre(model, gamma=gamma, sigma0=1.0, seed=0).attach(opt)
+        run_steps(model, opt, 10)
+        weights.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ def tiny(name: str, **fields):
 
 @pytest.fixture(scope="module")
 def kumar():
-    _, cfg = tiny("kumar-permuted-mnist", seeds=2, methods=["vanilla", "syre"])
+    _, cfg = tiny("kumar-permuted-mnist", seeds=2, methods=["none", "syre"])
     try:
         return KumarPermutedMnist(cfg, CPU, None, False)
     except DataError as err:  # MNIST lives in ../shared/data
@@ -46,7 +46,7 @@ def kumar():
 
 # ----------------------------------------------------------------------------------------- permuted MNIST
 def test_kumar_tasks_are_fixed_permutations_and_subsets_per_seed_and_task(kumar):
-    assert kumar.seeds == [0, 1, 0, 1]  # vanilla seeds 0, 1, then syre seeds 0, 1
+    assert kumar.seeds == [0, 1, 0, 1]  # plain seeds 0, 1, then syre seeds 0, 1
     assert kumar.x.min() == -1 and kumar.x.max() == 1  # Normalize(0.5, 0.5)
     kumar._prepare(0)
     assert torch.equal(kumar.perms, torch.arange(784).expand(4, -1))  # task 0: the original pixels
@@ -127,7 +127,7 @@ def test_flip_schedule_flips_one_bit_per_period_or_redraws_all():
 
 
 def test_bit_flipping_stream_holds_slow_bits_for_a_period_and_matches_the_target():
-    _, cfg = tiny("bit-flipping", flip="one", methods=["vanilla", "wd"], weight_decay=[0.01])
+    _, cfg = tiny("bit-flipping", flip="one", methods=["none", "l2"], weight_decay=[0.01])
     exp = BitFlipping(cfg, CPU, None, False)
     x, y = exp.stream(Stage(1, 1, 0))
     assert x.shape == (6, cfg.flip_every, 20)
@@ -172,11 +172,11 @@ def test_tiny_run_logs_the_plasticity_figure_and_hidden_measures(tmp_path, name,
     assert report_main([str(tmp_path / "run"), "--figure", figure, "--out", str(out)]) == 0
     rows = json.loads((out / "summary.json").read_text())
     arms = {r["arm"] for r in rows if r["metric"] == figure}
-    assert "vanilla" in arms and any(a.startswith("syre_") for a in arms) and len(arms) == 2
+    assert "none" in arms and any(a.startswith("syre_") for a in arms) and len(arms) == 2
 
 
 def test_bit_flipping_linear_baseline_has_no_hidden_layer(tmp_path):
-    experiment, cfg = tiny("bit-flipping", hidden=[], methods=["vanilla"])
+    experiment, cfg = tiny("bit-flipping", hidden=[], methods=["none"])
     results = train(experiment, cfg, run_dir=tmp_path, log=lambda s: None)
     assert set(results["history"][-1]["metrics"]) == {"train/loss"}
 
@@ -200,13 +200,13 @@ def test_summary_interval_excludes_zero_for_a_consistent_decline_only():
     paired = {
         r["arm"]: r
         for r in summarise(
-            {"vanilla": flat, "decline": decline},
-            seeds={"vanilla": list(range(12)), "decline": list(range(12))},
+            {"none": flat, "decline": decline},
+            seeds={"none": list(range(12)), "decline": list(range(12))},
         )
     }
     assert paired["decline"]["vs_reference"] == pytest.approx(-0.19, abs=0.01)
     assert paired["decline"]["vs_reference_hi"] < 0
-    assert "vs_reference" not in paired["vanilla"]
+    assert "vs_reference" not in paired["none"]
     partial = decline.copy()
     partial[3, 50:] = np.nan  # an unfinished seed: only stages every seed finished count
     assert {r["arm"]: r for r in summarise({"p": partial})}["p"]["stages"] == 50

@@ -17,7 +17,7 @@ from syre_rl.plasticity import ActivationRecorder, hidden_layer_groups
 from syre_rl.plasticity.callback import PlasticityCallback
 
 WIDTH = 32
-METRICS = ("dead_fraction", "dormant_fraction", "stable_rank", "effective_rank")
+METRICS = ("dead_fraction", "dormant_fraction", "srank_fraction", "effective_rank")
 
 
 def ppo(tmp_path: Path, **policy_kwargs: object) -> PPO:
@@ -67,7 +67,7 @@ def test_callback_writes_measurements_in_range_to_tensorboard(tmp_path: Path) ->
                     assert all(0 < v <= WIDTH for v in series)
                 else:
                     assert all(0 <= v <= 1 for v in series)
-                    if key == "stable_rank":
+                    if key == "srank_fraction":
                         assert all(v > 0 for v in series)
         assert values[f"{prefix}/effective_rank"] == values[f"{prefix}/layer1/effective_rank"]
         for name in ("layer0", "layer1", "head"):
@@ -95,7 +95,7 @@ def test_a_collapsed_network_reports_dead_units_and_no_rank(tmp_path: Path) -> N
         assert values[f"{prefix}/layer0/dead_fraction"] == [1.0, 1.0]
         assert values[f"{prefix}/layer0/effective_rank"] == [0.0, 0.0]
         assert all(v <= 1.0 for v in values[f"{prefix}/effective_rank"])
-        assert all(v <= 1 / WIDTH for v in values[f"{prefix}/stable_rank"])
+        assert all(v <= 1 / WIDTH for v in values[f"{prefix}/srank_fraction"])
 
 
 def test_recorder_keeps_the_last_rows_of_training_passes_only() -> None:

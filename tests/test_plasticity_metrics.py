@@ -15,7 +15,8 @@ from syre_rl.plasticity import (
     dormant_mask,
     effective_rank,
     low_rank_fraction,
-    stable_rank,
+    spectral_stable_rank,
+    srank_fraction,
     weight_magnitude,
     weight_symmetry,
 )
@@ -24,16 +25,20 @@ from syre_rl.plasticity import (
 def test_ranks_of_known_spectra() -> None:
     eye = torch.eye(8)
     assert effective_rank(eye) == pytest.approx(8.0)
-    assert stable_rank(eye) == pytest.approx(1.0)
+    assert srank_fraction(eye) == pytest.approx(1.0)
     rank_one = torch.ones(100, 1) @ torch.randn(1, 8)
     assert effective_rank(rank_one) == pytest.approx(1.0, abs=1e-6)
-    assert stable_rank(rank_one) == pytest.approx(1 / 8)
+    assert srank_fraction(rank_one) == pytest.approx(1 / 8)
     # Singular values 4, 2, 1, 1: entropy of (0.5, 0.25, 0.125, 0.125) is 1.75 bits.
     diag = torch.diag(torch.tensor([4.0, 2.0, 1.0, 1.0]))
     assert effective_rank(diag) == pytest.approx(math.exp(1.75 * math.log(2)))
-    assert stable_rank(diag, threshold=0.99) == pytest.approx(1.0)
-    assert stable_rank(diag, threshold=0.75) == pytest.approx(0.5)
+    assert srank_fraction(diag, threshold=0.99) == pytest.approx(1.0)
+    assert srank_fraction(diag, threshold=0.75) == pytest.approx(0.5)
     assert effective_rank(torch.zeros(5, 3)) == 0.0
+    # ||X||_F^2 / ||X||_2^2 = (16 + 4 + 1 + 1) / 16, a number of dimensions, not a fraction.
+    assert spectral_stable_rank(diag) == pytest.approx(22 / 16)
+    assert spectral_stable_rank(eye) == pytest.approx(8.0)
+    assert spectral_stable_rank(rank_one) == pytest.approx(1.0)
 
 
 def test_dead_and_dormant_units() -> None:

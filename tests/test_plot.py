@@ -130,7 +130,7 @@ def test_supervised_sweep_csv_groups_members_over_seeds(tmp_path):
         json.loads((sweep_dir / f"permuted-mnist-paper-s{s}" / "results.json").read_text()) for s in (0, 1)
     ]
     names = [m["name"] for m in results[0]["members"]]
-    assert names == ["vanilla_seed0", "wd_wd0.001_seed0", "syre_wd0.001_s0.1_seed0"]
+    assert names == ["none_seed0", "l2_wd0.001_seed0", "syre_wd0.001_s0.1_seed0"]
     for i, name in enumerate(names):
         method = name.removesuffix("_seed0")
         accuracy = [r for r in rows if r["metric"] == "new-task accuracy" and r["method"] == method]

@@ -109,8 +109,11 @@ def test_learns_on_pybullet_with_fixed_anchors(algo, policy, kwargs, steps, loss
     before, anchors_before = snapshot(model.policy), anchors(model.policy)
     owners = model.policy.syre_modules
     assert set(owners) == ({"actor", "critic"} if algo in (SAC, TD3) else {""})
-    for syre in owners.values():  # every parameter its optimizer trains is anchored, except SB3's log_std
-        owner = syre_owner(model.policy, syre)
+    for (
+        path,
+        syre,
+    ) in owners.items():  # every parameter its optimizer trains is anchored, except SB3's log_std
+        owner = model.policy.get_submodule(path)
         held = sum(p.numel() for g in owner.optimizer.param_groups for p in g["params"])
         log_std = getattr(owner, "log_std", None)
         excluded = log_std.numel() if isinstance(log_std, torch.nn.Parameter) else 0
@@ -125,13 +128,6 @@ def test_learns_on_pybullet_with_fixed_anchors(algo, policy, kwargs, steps, loss
     changed = [k for k in before if "syre" not in k and not torch.equal(before[k], after[k])]
     assert changed, "training changed no weight"
     assert all(torch.equal(anchors_before[k], v) for k, v in anchors(model.policy).items())
-
-
-def syre_owner(policy: Any, syre: Any) -> torch.nn.Module:
-    for owner in (policy, getattr(policy, "actor", None), getattr(policy, "critic", None)):
-        if owner is not None and getattr(owner, "syre", None) is syre:
-            return owner
-    raise AssertionError("syre without an optimizer")
 
 
 def test_maskable_cnn_and_multi_input_policies_train():

@@ -12,8 +12,10 @@ from stable_baselines3 import PPO, SAC
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from syre_rl.baselines import METHODS
+from syre_rl.envs import make_vec_env
 from syre_rl.policies import PlasticityActorCriticPolicy, PlasticitySACPolicy
 from syre_rl.presets import PROJECT_ROOT
+from syre_rl.rl.callbacks import TaskChangeCallback
 
 
 def state_equal(a: dict, b: dict) -> bool:
@@ -26,6 +28,9 @@ def state_equal(a: dict, b: dict) -> bool:
                 return False
         elif isinstance(x, dict):
             if not state_equal(x, y):
+                return False
+        elif isinstance(x, (list, tuple)):
+            if len(x) != len(y) or not state_equal(dict(enumerate(x)), dict(enumerate(y))):
                 return False
         elif x != y:
             return False
@@ -88,8 +93,62 @@ def test_sac_gets_a_method_per_optimizer() -> None:
         seed=0,
         policy_kwargs=dict(plasticity_method="shrink-perturb", net_arch=[16, 16]),
     )
-    assert model.policy.actor.plasticity_method is not model.policy.critic.plasticity_method
+    methods = model.policy.method_modules()
+    assert set(methods) == {"actor", "critic"} and methods["actor"] is not methods["critic"]
+    # On the policy, not inside SB3's actor and critic, whose state dicts SB3 copies and saves on their own.
+    assert not any("plasticity" in k for k in model.policy.critic.state_dict())
     model.learn(100)
+
+
+@pytest.mark.parametrize("name", ["cbp", "redo"])
+def test_sac_actor_heads_mu_and_log_std_both_read_the_last_hidden_layer(name: str) -> None:
+    """SAC's actor has two Linear heads on its last hidden layer: a reset zeroes the unit's columns (and Adam
+    state) in both, and CBP's utility reads both."""
+    model = SAC(
+        PlasticitySACPolicy,
+        gym.make("Pendulum-v1"),
+        learning_starts=32,
+        batch_size=32,
+        seed=0,
+        policy_kwargs=dict(plasticity_method=name, net_arch=[16, 16]),
+    )
+    model.learn(64)  # some updates: Adam has state for every head
+    actor = model.policy.actor
+    method = model.policy.plasticity_method_actor  # on the policy, beside SB3's actor
+    last = method.layers[-1]
+    assert last.out_layers == (actor.mu, actor.log_std)
+    assert last.in_layer is actor.latent_pi[2]
+    units = torch.tensor([0, 5])
+    assert (actor.log_std.weight[:, units] != 0).all() and (actor.mu.weight[:, units] != 0).all()
+    method.reset(len(method.layers) - 1, 0, units, actor.optimizer)
+    for head in (actor.mu, actor.log_std):
+        assert (head.weight[:, units] == 0).all()
+        assert (actor.optimizer.state[head.weight]["exp_avg"][:, units] == 0).all()
+        assert (head.weight[:, [1, 2, 3]] != 0).all()  # other units untouched
+
+
+def test_a_regime_change_calls_the_boundary_form_of_shrink_perturb() -> None:
+    """Ash & Adams' Shrink & Perturb acts once per regime change of a continuing task (and only then)."""
+    env = make_vec_env("drifting_pendulum", n_envs=1, seed=0, start_step=19_900)  # a change within 200 steps
+    model = PPO(
+        PlasticityActorCriticPolicy,
+        env,
+        n_steps=256,
+        batch_size=64,
+        n_epochs=1,
+        learning_rate=0.0,  # only the method moves the weights
+        seed=0,
+        policy_kwargs=dict(
+            plasticity_method="shrink-perturb",
+            method_kwargs={"form": "boundary", "shrink": 0.5, "noise_std": 0.0},
+            net_arch=[16, 16],
+        ),
+    )
+    before = model.policy.action_net.weight.detach().clone()
+    callback = TaskChangeCallback()
+    model.learn(256, callback=callback)
+    assert callback.changes == 1
+    torch.testing.assert_close(model.policy.action_net.weight.detach(), 0.5 * before)
 
 
 def test_unknown_method_is_refused() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from test_supervised_data import write_cifar
 from syre_rl.presets import PROJECT_ROOT, load_preset
 from syre_rl.supervised.ensemble import member_decay
 from syre_rl.supervised.experiments import EXPERIMENTS
-from syre_rl.supervised.report import write_report
+from syre_rl.supervised.report import upgrade_results, write_report
 from syre_rl.supervised.train import Stage, train
 
 CPU = torch.device("cpu")
@@ -29,32 +30,30 @@ def final(results: dict) -> dict[str, dict[str, float]]:
     return {k: dict(zip(names, v, strict=True)) for k, v in results["history"][-1]["metrics"].items()}
 
 
-def test_teacher_student_syre_separates_duplicate_units_vanilla_does_not(tmp_path):
+def test_teacher_student_syre_separates_duplicate_units_none_does_not(tmp_path):
     experiment, cfg = tiny("teacher-student")
     metrics = final(train(experiment, cfg, run_dir=tmp_path, log=lambda s: None))
     pairs, distance = metrics["symmetry/identical_pairs"], metrics["symmetry/min_pair_distance"]
     distinct = metrics["symmetry/distinct_units"]
-    assert metrics["symmetry/initial_identical_pairs"]["vanilla_seed0"] == 15  # 6 of 8 units identical
-    assert metrics["symmetry/initial_distinct_units"]["vanilla_seed0"] == 3  # the cluster of 6 and 2 others
-    assert (
-        pairs["vanilla_seed0"] == 15 and pairs["wd_wd0.01_seed0"] == 15
-    )  # trapped: Adam keeps them identical
-    assert distinct["vanilla_seed0"] == 3 and distinct["wd_wd0.01_seed0"] == 3  # fewer than the width, 8
-    assert distance["vanilla_seed0"] == 0
+    assert metrics["symmetry/initial_identical_pairs"]["none_seed0"] == 15  # 6 of 8 units identical
+    assert metrics["symmetry/initial_distinct_units"]["none_seed0"] == 3  # the cluster of 6 and 2 others
+    assert pairs["none_seed0"] == 15 and pairs["l2_wd0.01_seed0"] == 15  # trapped: Adam keeps them identical
+    assert distinct["none_seed0"] == 3 and distinct["l2_wd0.01_seed0"] == 3  # fewer than the width, 8
+    assert distance["none_seed0"] == 0
     assert pairs["syre_wd0.01_s0.1_seed0"] == 0 and distance["syre_wd0.01_s0.1_seed0"] > 1e-3  # escaped
     assert distinct["syre_wd0.01_s0.1_seed0"] == 8  # every unit its own
     assert all(v < 1 for v in metrics["test/loss"].values())
     table = (write_report(tmp_path, tmp_path / "report") / "tables.md").read_text()
     assert "| distinct units (of 8) |" in table
-    assert "| vanilla_seed0 | 3 | 3 | 15 | 0 |" in table and "| syre_wd0.01_s0.1_seed0 | 8 | 3 | 0 |" in table
+    assert "| none_seed0 | 3 | 3 | 15 | 0 |" in table and "| syre_wd0.01_s0.1_seed0 | 8 | 3 | 0 |" in table
 
 
 def test_mnist_fcn_measures_rank_and_dead_units_of_each_layer_and_sees_collapse(tmp_path):
     experiment, cfg = tiny("mnist-fcn-wd")
     metrics = final(train(experiment, cfg, run_dir=tmp_path, log=lambda s: None))
     assert set(metrics["test/accuracy"]) == {
-        "wd_wd0.1_seed0",
-        "wd_wd10_seed0",
+        "l2_wd0.1_seed0",
+        "l2_wd10_seed0",
         "syre_wd0.1_s0.01_seed0",
         "syre_wd10_s0.01_seed0",
         "dropout_p0.3_seed0",
@@ -76,7 +75,7 @@ def test_mnist_fcn_measures_rank_and_dead_units_of_each_layer_and_sees_collapse(
 
 
 def test_permuted_mnist_reports_every_task_and_the_tasks_really_differ(tmp_path):
-    experiment, cfg = tiny("permuted-mnist", methods=["vanilla", "syre"])
+    experiment, cfg = tiny("permuted-mnist", methods=["none", "syre"])
     train(experiment, cfg, run_dir=tmp_path, max_stages=1, log=lambda s: None)
     # After task 0 only: good on the original images, near chance on task 1's permuted pixels.
     run = experiment(cfg, CPU, None, False)
@@ -95,11 +94,11 @@ def test_permuted_mnist_reports_every_task_and_the_tasks_really_differ(tmp_path)
 
 
 def test_permuted_mnist_runs_l2_init_and_shrink_perturb_as_their_own_runs(tmp_path):
-    """Each competing method trains the same member (seed 0: same initial weights and batches) as vanilla; strong
+    """Each competing method trains the same member (seed 0: same initial weights and batches) as none; strong
     settings make its effect plain: L2-Init stays closer to the initial weights, Shrink & Perturb shrinks them."""
-    settings = {"l2-init": {"weight_decay": 3.0}, "shrink-perturb": {"shrink": 0.03, "noise_std": 1e-3}}
+    settings = {"l2-init": {"weight_decay": 3.0}, "shrink-perturb": {"weight_decay": 0.3, "noise_std": 1e-3}}
     weights, states = {}, {}
-    for method in ("vanilla", "l2-init", "shrink-perturb"):
+    for method in ("none", "l2-init", "shrink-perturb"):
         experiment, cfg = tiny(
             "permuted-mnist", methods=[method], method_kwargs=settings, tasks=1, eval_size=64
         )
@@ -112,14 +111,14 @@ def test_permuted_mnist_runs_l2_init_and_shrink_perturb_as_their_own_runs(tmp_pa
     initial_model = experiment(cfg, CPU, None, False).model
     initial = torch.cat([p[0].detach().flatten() for p in initial_model.parameters()])
     moved = {m: float((w - initial).norm()) for m, w in weights.items()}
-    assert moved["l2-init"] < 0.5 * moved["vanilla"]  # measured: 0.26 against 0.70
-    assert float(weights["shrink-perturb"].norm()) < 0.9 * float(weights["vanilla"].norm())  # 3.9 against 5.0
-    # Their state is checkpointed: L2-Init's anchors are the initial weights, S&P's noise generator is saved.
+    assert moved["l2-init"] < 0.5 * moved["none"]
+    assert float(weights["shrink-perturb"].norm()) < 0.9 * float(weights["none"].norm())
+    # Their state is checkpointed: L2-Init's anchors are the initial weights, S&P's noise generators are saved.
     assert torch.equal(
-        states["l2-init"]["l2-init.decay.theta0/layers/0/weight"], initial_model.layers[0].weight.detach()
+        states["l2-init"]["decay.theta0/layers/0/weight"], initial_model.layers[0].weight.detach()
     )
-    assert states["shrink-perturb"]["shrink-perturb._extra_state"]["generator"] is not None
-    assert states["vanilla"] == {}
+    assert states["shrink-perturb"]["shrink-perturb._extra_state"]["generators"] is not None
+    assert states["none"] == {}
 
 
 def test_mnist_cnn_trains_and_measures_its_hidden_layers(tmp_path):
@@ -138,7 +137,7 @@ def test_beta_vae_decays_only_the_encoder_and_counts_active_latents(tmp_path):
         0 < loss < 784 * 0.7 for loss in metrics["test/recon_loss"].values()
     )  # below a coin flip per pixel
     run = experiment(cfg, CPU, None, False)
-    decay = member_decay(run.model, [1.0, 1.0], [0.0, 0.01], include=experiment.decay_include)
+    decay = member_decay(run.model, [1.0, 1.0], [0.0, 0.01], seeds=[0, 0], include=experiment.decay_include)
     assert decay.param_names and all(n.startswith("encoder.") for n in decay.param_names)
     with torch.no_grad():  # a collapsed encoder mean (posterior collapse) has no active units and rank 0
         run.model.encoder.layers[-1].weight[1].mul_(100)  # member 1: a mean that varies with the input
@@ -170,7 +169,7 @@ def test_cifar10_resnet_sweeps_sigma0(tmp_path):
     experiment, cfg = tiny("cifar10-resnet")
     metrics = final(train(experiment, cfg, run_dir=tmp_path / "run", data_dir=tmp_path, log=lambda s: None))
     assert set(metrics["test/accuracy"]) == {
-        "wd_wd0.0005_seed0",
+        "l2_wd0.0005_seed0",
         "syre_wd0.0005_s0.01_seed0",
         "syre_wd0.0005_s0.5_seed0",
     }
@@ -181,3 +180,14 @@ def test_every_experiment_has_default_and_tiny_presets(name):
     for preset in ("default", "tiny"):
         cfg = load_preset(PROJECT_ROOT / "experiments" / f"{name}.yaml", preset, EXPERIMENTS[name].schema)
         assert cfg.members()
+
+
+def test_results_written_under_the_old_names_are_read_under_todays():
+    """Committed results from before the one registry (``vanilla``, ``wd``, ``stable_rank``) still report."""
+    old = json.loads((PROJECT_ROOT / "docs/results/supervised/permuted-mnist/results.json").read_text())
+    assert {m["method"] for m in old["members"]} >= {"vanilla", "wd"}
+    new = upgrade_results(old)
+    assert {m["method"] for m in new["members"]} >= {"none", "l2"}
+    assert all(not m["name"].startswith(("vanilla", "wd_")) for m in new["members"])
+    keys = {k for h in new["history"] for k in h["metrics"]}
+    assert any("/srank_fraction/" in k for k in keys) and not any("stable_rank" in k for k in keys)

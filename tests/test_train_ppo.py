@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from syre_rl.policies import SyreActorCriticPolicy
 from syre_rl.presets import PROJECT_ROOT
 from syre_rl.rl.agents import AGENT_SCHEMAS, agent_preset_names, load_agent_preset
-from syre_rl.rl.methods import METHODS
+from syre_rl.rl.methods import POLICY_CHOICES
 from syre_rl.rl.model import policy_kwargs
 
 SCRIPT = PROJECT_ROOT / "scripts" / "train_ppo.py"
@@ -82,10 +82,12 @@ def test_end_to_end_writes_tensorboard_checkpoints_and_final_model(tmp_path):
     final = PPO.load(run / "final" / "model.zip", device="cpu")
     assert final.num_timesteps == 768 and final.policy.syre.summary()["count"] > 0
     assert (run / "final" / "vecnormalize.pkl").is_file() and (run / "config.json").is_file()
+    # checkpoints are taken after an update (at the next rollout's start), so none at the last step: final/ is it
     assert [p.name for p in sorted((run / "checkpoints").iterdir())] == [
+        "step_000000000256",
         "step_000000000512",
-        "step_000000000768",
     ]
+    assert sorted(p.name for p in (run / "monitor").iterdir()) == ["from-0", "from-256", "from-512"]
 
 
 def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
@@ -149,7 +151,7 @@ def test_bad_arguments_exit_2_with_one_line(script, capsys, tmp_path):
     assert "--total-timesteps" in bad(script, capsys, "--total-timesteps", "0", *run)
     assert "--total-timesteps" in bad(script, capsys, "--total-timesteps", "-5", *run)
     assert "--syre" in bad(script, capsys, "--sigma0", "0.1", *run)
-    assert "syre_sigma0" in bad(script, capsys, "--syre", "--sigma0", "-1", *run)
+    assert "field 'syre': sigma0 must be" in bad(script, capsys, "--syre", "--sigma0", "-1", *run)
     assert not (tmp_path / "never").exists()
 
 
@@ -165,7 +167,7 @@ def test_existing_run_dir_is_refused_and_untouched(script, capsys, tmp_path):
     run.mkdir()
     (run / "notes.txt").write_text("keep me")
     assert "--resume" in bad(script, capsys, *SMOKE, "--run-dir", str(run))
-    assert "no config.json" in bad(script, capsys, *SMOKE, "--run-dir", str(run), "--force")
+    assert "has no .syre_rl-run" in bad(script, capsys, *SMOKE, "--run-dir", str(run), "--force")
     assert listing(run) == {"notes.txt": b"keep me"}
 
 
@@ -192,9 +194,32 @@ def test_every_agent_preset_validates_and_the_paper_arms_share_one_decay():
             load_agent_preset(algo, name)
     vanilla, wd, syre = (load_agent_preset("ppo", f"syre-paper{arm}") for arm in ("", "-wd", "-syre"))
     assert policy_kwargs(vanilla)["optimizer_kwargs"]["weight_decay"] == 0 and vanilla.method == "none"
-    assert policy_kwargs(wd)["optimizer_kwargs"]["weight_decay"] == syre.syre_kwargs()["gamma"] == 2e-3
+    # The weight-decay arm is the l2 method (Adam's coupled decay) so that, like syre, it leaves log_std alone.
+    assert wd.method == "l2" and policy_kwargs(wd)["optimizer_kwargs"]["weight_decay"] == 0
+    assert wd.method_kwargs["l2"]["weight_decay"] == syre.syre_kwargs()["gamma"] == 2e-3
     assert policy_kwargs(syre)["optimizer_kwargs"]["weight_decay"] == 0
-    assert METHODS[syre.method]("ppo", syre, {})[0] is SyreActorCriticPolicy
+    assert POLICY_CHOICES[syre.method]("ppo", syre, {})[0] is SyreActorCriticPolicy
     assert dataclasses.replace(vanilla, weight_decay=0, method="none") == dataclasses.replace(
-        syre, method="none", description=vanilla.description
+        syre, method="none", description=vanilla.description, syre={}
     )
+
+
+def test_the_syre_group_is_syres_keyword_arguments_validated_by_syre(tmp_path, monkeypatch):
+    """One group, one default (the policies'), one validator (Syre): flags and presets set its keys."""
+    from syre_rl.policies.mixin import DEFAULT_SYRE_KWARGS
+    from syre_rl.presets import PresetError
+    from syre_rl.rl.agents import SYRE_KEYS
+    from syre_rl.rl.train import agent_settings
+
+    assert load_agent_preset("ppo", "default").syre_kwargs() == DEFAULT_SYRE_KWARGS
+    preset = agent_settings("ppo", "syre-paper-syre", {"syre": {"mode": "decoupled"}})
+    assert preset.syre == {"gamma": 2e-3, "sigma0": 0.01, "mode": "decoupled"}
+    assert {"gamma", "sigma0", "spread", "mode", "include", "exclude", "seed"} <= set(SYRE_KEYS)
+    (tmp_path / "ppo.yaml").write_text(
+        "default:\n  method: syre\n  syre: {gamma: .nan}\nother:\n  syre: {sigmo: 1}\n"
+    )
+    monkeypatch.setattr("syre_rl.rl.agents.AGENT_DIR", tmp_path)
+    with pytest.raises(PresetError, match="gamma must be a finite number"):
+        load_agent_preset("ppo", "default")
+    with pytest.raises(PresetError, match="unknown key.*sigmo"):
+        load_agent_preset("ppo", "other")

@@ -1,4 +1,5 @@
-"""Other plasticity methods behind one interface: L2, L2-Init, Shrink & Perturb, CBP, ReDo, NS-Adam.
+"""Every method behind one interface and one registry: none, syre, L2, L2-Init, Shrink & Perturb, CBP, ReDo,
+NS-Adam.
 
 Each is built from the model, then attached to any ``torch.optim.Optimizer``, and acts inside ``optimizer.step()``
 through step hooks (and forward hooks for the activations CBP and ReDo read):
@@ -6,22 +7,46 @@ through step hooks (and forward hooks for the activations CBP and ReDo read):
     method = make_method("redo", policy, policy.optimizer)
 """
 
-from syre_rl.baselines.base import PlasticityMethod, SeededMethod
-from syre_rl.baselines.registry import METHODS, make_method
-from syre_rl.baselines.regularizers import L2, NS_ADAM_BETAS, L2Init, NSAdam, ShrinkPerturb
-from syre_rl.baselines.resets import CBP, ReDo, reset_units
+from syre_rl.baselines.base import DEFAULT_EXCLUDE, PlasticityMethod, SeededMethod
+from syre_rl.baselines.registry import (
+    METHOD_NAMES,
+    METHODS,
+    SUPERVISED_ONLY,
+    check_method_kwargs,
+    make_method,
+    method_settings,
+)
+from syre_rl.baselines.regularizers import (
+    L2,
+    NS_ADAM_BETAS,
+    L2Init,
+    NoMethod,
+    NSAdam,
+    ShrinkPerturb,
+    SyreMethod,
+    noisy_layers,
+)
+from syre_rl.baselines.resets import CBP, AdamResetClock, ReDo
 
 __all__ = [
     "CBP",
+    "DEFAULT_EXCLUDE",
     "L2",
     "METHODS",
+    "METHOD_NAMES",
     "NS_ADAM_BETAS",
+    "SUPERVISED_ONLY",
+    "AdamResetClock",
     "L2Init",
     "NSAdam",
+    "NoMethod",
     "PlasticityMethod",
     "ReDo",
     "SeededMethod",
     "ShrinkPerturb",
+    "SyreMethod",
+    "check_method_kwargs",
     "make_method",
-    "reset_units",
+    "method_settings",
+    "noisy_layers",
 ]

@@ -9,12 +9,23 @@ layers without registering them.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-__all__ = ["PlasticityMethod", "SeededMethod"]
+__all__ = ["DEFAULT_EXCLUDE", "PlasticityMethod", "SeededMethod", "exclude_patterns"]
+
+# Parameters no method touches unless asked by ``include``: SB3's state-independent exploration noise ``log_std``
+# (a policy setting, not a network weight). A method's ``exclude=`` adds to this list, it never replaces it.
+DEFAULT_EXCLUDE: tuple[str, ...] = ("log_std",)
+
+
+def exclude_patterns(exclude: str | Iterable[str] | None) -> tuple[str, ...]:
+    """:data:`DEFAULT_EXCLUDE` plus the caller's ``exclude`` patterns."""
+    extra = (exclude,) if isinstance(exclude, str) else tuple(exclude or ())
+    return DEFAULT_EXCLUDE + tuple(p for p in extra if p not in DEFAULT_EXCLUDE)
 
 
 class PlasticityMethod(nn.Module):
@@ -50,45 +61,64 @@ class PlasticityMethod(nn.Module):
             self._detach()
         self._optimizer = None
 
+    def on_task_change(self) -> None:
+        """Called at a task or regime boundary (supervised continual tasks, RL regime changes).
+
+        Most methods act every step and do nothing here; Shrink & Perturb's ``boundary`` form acts only here.
+        """
+
     def _attach(self, optimizer: torch.optim.Optimizer) -> None:
-        raise NotImplementedError
+        """Register the step hooks (in ``self._handles``) or attach the sub-methods."""
 
     def _detach(self) -> None:
         """Undo what :meth:`_attach` did beyond registering hooks in ``self._handles``."""
 
 
 class SeededMethod(PlasticityMethod):
-    """A method that draws random numbers: one generator per method, seeded, its state saved with the method.
+    """A method that draws random numbers: one seeded generator per member, their states saved with the method.
 
-    :param seed: ``None`` draws one from torch's global generator (so ``torch.manual_seed`` fixes it).
+    A plain model is one member. A stacked model (weights ``[members, ...]``, see ``syre_rl.supervised``) has one
+    generator per member it acts on, so each member draws exactly what it would draw trained alone.
+
+    :param seed: ``None`` draws one from torch's global generator (so ``torch.manual_seed`` fixes it); or one seed
+        per member (a sequence).
     """
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: int | Sequence[int] | None = None) -> None:
         super().__init__()
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-        self.seed = seed
-        self._generator: torch.Generator | None = None
-        self._generator_state: torch.Tensor | None = None
+        seeds = [seed] if isinstance(seed, int) else list(seed)
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise ValueError(f"seed must be a non-negative integer, a list of them, or None, got {seed!r}")
+        self.seeds = seeds
+        self._generators: list[torch.Generator] | None = None
+        self._generator_states: list[torch.Tensor] | None = None
 
-    def generator(self, device: torch.device) -> torch.Generator:
-        """The method's generator on ``device`` (created from the seed, or the loaded state, on first use)."""
-        if self._generator is None or self._generator.device != device:
-            self._generator = torch.Generator(device=device).manual_seed(self.seed)
-            if self._generator_state is not None:
-                self._generator.set_state(self._generator_state)
-                self._generator_state = None
-        return self._generator
+    @property
+    def seed(self) -> int:
+        """The first member's seed (the seed, for a plain model)."""
+        return self.seeds[0]
+
+    def generator(self, device: torch.device, member: int = 0) -> torch.Generator:
+        """Member ``member``'s generator on ``device`` (created from its seed, or the loaded state, on first use)."""
+        if self._generators is None or self._generators[0].device != device:
+            self._generators = [torch.Generator(device=device).manual_seed(s) for s in self.seeds]
+            if self._generator_states is not None:
+                for gen, state in zip(self._generators, self._generator_states, strict=True):
+                    gen.set_state(state)
+                self._generator_states = None
+        return self._generators[member]
 
     def get_extra_state(self) -> dict[str, Any]:
-        state = self._generator.get_state() if self._generator is not None else self._generator_state
-        return {"seed": self.seed, "generator": state}
+        states = (
+            [g.get_state() for g in self._generators]
+            if self._generators is not None
+            else self._generator_states
+        )
+        return {"seeds": list(self.seeds), "generators": states}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.seed = state["seed"]
-        self._generator_state = state["generator"]
-        if self._generator is not None and self._generator_state is not None:
-            self._generator.set_state(self._generator_state)
-            self._generator_state = None
+        self.seeds = list(state["seeds"])
+        self._generator_states = state["generators"]
+        self._generators = None

@@ -1,21 +1,70 @@
-"""The one place a plasticity method is chosen by name."""
+"""The one registry of methods: every arm of every comparison, RL and supervised, by one name.
+
+``none`` (the baseline), ``syre``, ``l2``, ``l2-init``, ``shrink-perturb``, ``cbp``, ``redo`` and ``ns-adam`` are
+:class:`~syre_rl.baselines.base.PlasticityMethod` classes, chosen here by name; ``dropout`` is a forward-pass method
+of the supervised (stacked) models only. RL policies, supervised presets, grids, TensorBoard tags and figures all
+use these names.
+"""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from syre_rl.baselines.base import PlasticityMethod
-from syre_rl.baselines.regularizers import L2, L2Init, NSAdam, ShrinkPerturb
+from syre_rl.baselines.regularizers import L2, L2Init, NoMethod, NSAdam, ShrinkPerturb, SyreMethod
 from syre_rl.baselines.resets import CBP, ReDo
 
-__all__ = ["METHODS", "make_method"]
+__all__ = [
+    "METHODS",
+    "METHOD_NAMES",
+    "SUPERVISED_ONLY",
+    "check_method_kwargs",
+    "make_method",
+    "method_settings",
+]
 
 METHODS: dict[str, type[PlasticityMethod]] = {
-    cls.name: cls for cls in (L2, L2Init, ShrinkPerturb, CBP, ReDo, NSAdam)
+    cls.name: cls for cls in (NoMethod, SyreMethod, L2, L2Init, ShrinkPerturb, CBP, ReDo, NSAdam)
 }
+# Methods that change the forward pass of the stacked supervised models (no optimizer hook).
+SUPERVISED_ONLY = ("dropout",)
+METHOD_NAMES: tuple[str, ...] = (*METHODS, *SUPERVISED_ONLY)
+
+
+def method_settings(name: str) -> list[str]:
+    """The keyword settings of method ``name`` (what a preset's ``method_kwargs[name]`` may hold)."""
+    if name not in METHODS:
+        return []
+    return [
+        p.name
+        for p in inspect.signature(METHODS[name]).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+
+
+def check_method_kwargs(
+    method_kwargs: Mapping[str, Any], field: str = "method_kwargs", exclude: tuple[str, ...] = ()
+) -> None:
+    """Raise ``ValueError`` naming ``field`` for a method name or setting that does not exist.
+
+    :param exclude: settings a caller sets itself (not allowed in the preset).
+    """
+    for name, kwargs in method_kwargs.items():
+        if name not in METHODS:
+            raise ValueError(f"field {field!r}: {name!r} is not one of {', '.join(METHODS)}")
+        if not isinstance(kwargs, Mapping):
+            raise ValueError(f"field {field!r}: {name} needs a mapping of settings, got {kwargs!r}")
+        allowed = [s for s in method_settings(name) if s not in exclude]
+        unknown = sorted(set(kwargs) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"field {field!r}: {name} has no setting {', '.join(unknown)}; it takes {', '.join(allowed)}"
+            )
 
 
 def make_method(

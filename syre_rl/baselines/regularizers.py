@@ -1,37 +1,112 @@
-"""Methods that change every weight at every step: L2, L2-Init, Shrink & Perturb, and NS-Adam's betas.
+"""Methods that change every weight: syre, L2, L2-Init, Shrink & Perturb, and NS-Adam's betas (and ``none``).
 
-L2 and L2-Init are weight decay toward a fixed anchor (0, or the initial weights): exactly the mechanism of
-:class:`syre_rl.core.Syre` with another anchor, so they are a ``Syre`` in coupled mode (``grad += wd (w - anchor)``
-before the step, as ``torch.optim.Adam(weight_decay=)`` does) and share its step hook.
+syre, L2 and L2-Init are all weight decay toward a fixed anchor (random, 0, or the initial weights): each is a
+:class:`syre_rl.core.Syre` (L2 and L2-Init in coupled mode, ``grad += wd (w - anchor)`` before the step, as
+``torch.optim.Adam(weight_decay=)`` does) and shares its step hook. Shrink & Perturb's shrink is the same coupled
+decay toward 0 (Dohare et al. 2024 set it as the optimizer's ``weight_decay``), plus Gaussian noise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import fnmatch
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from syre_rl.baselines.base import PlasticityMethod, SeededMethod
+from syre_rl.baselines.base import PlasticityMethod, SeededMethod, exclude_patterns
 from syre_rl.core import Syre
 
-__all__ = ["L2", "NS_ADAM_BETAS", "L2Init", "NSAdam", "ShrinkPerturb"]
+__all__ = [
+    "L2",
+    "NS_ADAM_BETAS",
+    "L2Init",
+    "NSAdam",
+    "NoMethod",
+    "ShrinkPerturb",
+    "SyreMethod",
+    "noisy_layers",
+]
 
 # Dohare et al. (2024): Adam with equal first and second moment decay ("non-stationary Adam").
 NS_ADAM_BETAS = (0.99, 0.99)
+# Layers whose weight and bias Shrink & Perturb perturbs (a stacked layer marks itself with ``stacked = True``).
+_NOISY_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
-class L2(PlasticityMethod):
+class NoMethod(PlasticityMethod):
+    """No plasticity method: the optimizer as it is (the baseline arm)."""
+
+    name = "none"
+
+    def __init__(self, model: nn.Module | None = None) -> None:
+        super().__init__()
+
+
+class _Decay(PlasticityMethod):
+    """A method that is one :class:`~syre_rl.core.Syre` (``self.decay``): attach and detach are its own."""
+
+    decay: Syre
+
+    def _attach(self, optimizer: torch.optim.Optimizer) -> None:
+        self.decay.attach(optimizer)
+
+    def _detach(self) -> None:
+        self.decay.detach()
+
+
+class SyreMethod(_Decay):
+    """syre (Ziyin, Xu & Chuang 2025): weight decay toward fixed random anchors of std ``sigma0 / sqrt(fan_in)``.
+
+    The method interface around :class:`syre_rl.core.Syre`; keyword arguments are Syre's. Defaults are the syre
+    paper's PPO setting (``gamma`` 2e-3, ``sigma0`` 0.01, coupled).
+
+    :param exclude: patterns added to :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
+    """
+
+    name = "syre"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        gamma: float = 2e-3,
+        sigma0: float = 0.01,
+        spread: float = 0.0,
+        mode: str = "coupled",
+        anchor_scale: str = "fan_in",
+        anchor_storage: str = "tensor",
+        seed: int | None = None,
+        include: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.decay = Syre(
+            model,
+            gamma=gamma,
+            sigma0=sigma0,
+            spread=spread,
+            mode=mode,
+            anchor_scale=anchor_scale,
+            anchor_storage=anchor_storage,
+            seed=seed,
+            include=include,
+            exclude=exclude_patterns(exclude),
+        )
+
+
+class L2(_Decay):
     """Weight decay toward 0, coupled like ``Adam(weight_decay=)``: ``grad += weight_decay * w`` before the step.
 
     Works the same with any optimizer (with AdamW it adds a coupled decay to AdamW's own decoupled one).
-    Dohare et al. (2024) use 1e-3 with PPO and NS-Adam.
+    Dohare et al. (2024) use 1e-3 with PPO and Adam betas (0.99, 0.99).
 
     :param model: the model whose trainable parameters decay (the optimizer must hold them).
     :param weight_decay: decay strength (penalty ``weight_decay / 2 * ||w||^2``).
     :param include: glob patterns of parameter names to decay (default: all).
-    :param exclude: glob patterns of parameter names to leave alone.
+    :param exclude: glob patterns of parameter names to leave alone, added to
+        :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
     """
 
     name = "l2"
@@ -52,19 +127,13 @@ class L2(PlasticityMethod):
             sigma0=0.0,
             mode="coupled",
             include=include,
-            exclude=exclude,
+            exclude=exclude_patterns(exclude),
             anchors=self._anchors(model),
         )
 
     def _anchors(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
         """The point the weights decay toward (``None``: zero)."""
         return None
-
-    def _attach(self, optimizer: torch.optim.Optimizer) -> None:
-        self.decay.attach(optimizer)
-
-    def _detach(self) -> None:
-        self.decay.detach()
 
 
 class L2Init(L2):
@@ -80,43 +149,133 @@ class L2Init(L2):
         return {name: p.detach() for name, p in model.named_parameters()}
 
 
+def noisy_layers(
+    model: nn.Module,
+    include: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+) -> list[tuple[str, Tensor, bool]]:
+    """``(name, parameter, stacked)`` of every weight and bias of a Linear or convolution (plain or stacked)
+    that the patterns select: what Shrink & Perturb perturbs (never norms, embeddings or SB3's ``log_std``)."""
+    include_p = (include,) if isinstance(include, str) else tuple(include) if include is not None else None
+    exclude_p = exclude_patterns(exclude)
+    found = []
+    for module_name, module in model.named_modules():
+        stacked = bool(getattr(module, "stacked", False))
+        if not (stacked or isinstance(module, _NOISY_TYPES)):
+            continue
+        for param_name, param in module.named_parameters(recurse=False):
+            name = f"{module_name}.{param_name}" if module_name else param_name
+            if not param.requires_grad or any(fnmatch.fnmatchcase(name, p) for p in exclude_p):
+                continue
+            if include_p is None or any(fnmatch.fnmatchcase(name, p) for p in include_p):
+                found.append((name, param, stacked))
+    return found
+
+
 class ShrinkPerturb(SeededMethod):
-    """Shrink & Perturb at every step (Ash & Adams 2020; continual form of Dohare et al. 2024).
+    """Shrink & Perturb: Dohare et al.'s continual form (default) or Ash & Adams' form at task boundaries.
 
-    After each optimizer step, ``w <- (1 - shrink) w + noise_std * N(0, 1)`` for every trainable parameter.
+    ``form="continual"`` (Dohare et al. 2024, ``lop/algos/bp.py`` and ``rl/ppo.py``): the shrink is the optimizer's
+    coupled weight decay (``grad += weight_decay * w`` before each step, every selected parameter), and after each
+    step ``w += noise_std * N(0, 1)`` on the weights and biases of Linear (and convolution) layers only.
 
-    :param model: the model whose trainable parameters are shrunk and perturbed.
-    :param shrink: fraction taken off each weight per step (the reference 1e-4 plays the role of weight decay).
-    :param noise_std: std of the Gaussian noise added per step.
-    :param seed: seed of the noise.
+    ``form="boundary"`` (Ash & Adams 2020): nothing during training; at each :meth:`on_task_change`,
+    ``w <- shrink * w + noise_std * N(0, 1)`` on the same weights and biases.
+
+    :param model: the model.
+    :param weight_decay: the continual form's coupled decay (Dohare: 1e-4 on permuted MNIST, 1e-5 on ImageNet).
+    :param noise_std: std of the noise (continual: per step, Dohare sweeps 1e-4 to 1e-6 and uses 1e-5;
+        boundary: once per boundary, default 0.01, our choice).
+    :param form: ``"continual"`` or ``"boundary"``.
+    :param shrink: the boundary form's factor ``lambda`` (default 0.4, our choice; Ash & Adams sweep it).
+    :param members: for a stacked model (weights ``[members, ...]``), the members perturbed (default all);
+        each draws from its own generator.
+    :param include: glob patterns of parameter names acted on (default: all).
+    :param exclude: patterns added to :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
+    :param seed: seed of the noise (one per perturbed member for a stacked model).
     """
 
     name = "shrink-perturb"
+    FORMS = ("continual", "boundary")
 
     def __init__(
-        self, model: nn.Module, *, shrink: float = 1e-4, noise_std: float = 1e-5, seed: int | None = None
+        self,
+        model: nn.Module,
+        *,
+        weight_decay: float = 1e-4,
+        noise_std: float | None = None,
+        form: Literal["continual", "boundary"] = "continual",
+        shrink: float = 0.4,
+        members: Sequence[int] | None = None,
+        include: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
+        seed: int | Sequence[int] | None = None,
     ) -> None:
-        super().__init__(seed)
-        if not 0.0 <= shrink < 1.0:
-            raise ValueError(f"shrink must be in [0, 1), got {shrink!r}")
+        if form not in self.FORMS:
+            raise ValueError(f"form must be one of {', '.join(self.FORMS)}, got {form!r}")
+        if noise_std is None:
+            noise_std = 1e-5 if form == "continual" else 1e-2
         if not noise_std >= 0.0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std!r}")
-        self.shrink, self.noise_std = float(shrink), float(noise_std)
-        self._params = [p for p in model.parameters() if p.requires_grad]
+        if not weight_decay >= 0.0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+        if not 0.0 <= shrink <= 1.0:
+            raise ValueError(f"shrink must be in [0, 1], got {shrink!r}")
+        super().__init__(seed)
+        self.form, self.noise_std, self.shrink = form, float(noise_std), float(shrink)
+        self.weight_decay = float(weight_decay)
+        self._layers = noisy_layers(model, include, exclude)
+        if not self._layers:
+            raise ValueError("shrink-perturb found no Linear or convolution weights to perturb")
+        stacked = [p.shape[0] for _, p, s in self._layers if s]
+        if stacked:
+            self.members = list(members) if members is not None else list(range(stacked[0]))
+            if len(self.members) != len(self.seeds):
+                raise ValueError(f"give one seed per perturbed member: {len(self.members)} members")
+        elif members is not None:
+            raise ValueError("members is for stacked models (no stacked layer found)")
+        else:
+            self.members = []
+        self.l2 = (
+            L2(model, weight_decay=weight_decay, include=include, exclude=exclude)
+            if form == "continual" and weight_decay > 0
+            else None
+        )
 
     def _attach(self, optimizer: torch.optim.Optimizer) -> None:
-        self._handles.append(optimizer.register_step_post_hook(self._post_step))
+        if self.l2 is not None:
+            self.l2.attach(optimizer)
+        if self.form == "continual" and self.noise_std:
+            self._handles.append(optimizer.register_step_post_hook(self._post_step))
+
+    def _detach(self) -> None:
+        if self.l2 is not None:
+            self.l2.detach()
+
+    def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self.perturb(1.0)
+
+    def on_task_change(self) -> None:
+        if self.form == "boundary":
+            self.perturb(self.shrink)
 
     @torch.no_grad()
-    def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        if self.shrink:
-            torch._foreach_mul_(self._params, 1.0 - self.shrink)
-        if self.noise_std:
-            gen = self.generator(self._params[0].device)
-            noise = [
-                torch.randn(p.shape, generator=gen, device=p.device, dtype=p.dtype) for p in self._params
-            ]
-            torch._foreach_add_(self._params, noise, alpha=self.noise_std)
+    def perturb(self, factor: float) -> None:
+        """``w <- factor * w + noise_std * N(0, 1)`` on every perturbed weight and bias (members own draws)."""
+        for _, param, stacked in self._layers:
+            if not stacked:
+                gen = self.generator(param.device)
+                if factor != 1.0:
+                    param.mul_(factor)
+                noise = torch.randn(param.shape, generator=gen, device=param.device, dtype=param.dtype)
+                param.add_(noise, alpha=self.noise_std)
+                continue
+            for k, e in enumerate(self.members):
+                gen = self.generator(param.device, k)
+                if factor != 1.0:
+                    param[e].mul_(factor)
+                noise = torch.randn(param.shape[1:], generator=gen, device=param.device, dtype=param.dtype)
+                param[e].add_(noise, alpha=self.noise_std)
 
 
 class NSAdam(PlasticityMethod):

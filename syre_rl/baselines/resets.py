@@ -1,104 +1,319 @@
 """Methods that give chosen hidden units a fresh start: ReDo (dormant units) and CBP (low-utility units).
 
-Both read the activations of the model's own training forward pass (forward hooks, see
-:class:`~syre_rl.plasticity.activations.ActivationRecorder`) and act in an optimizer step post-hook, so a training
-loop that only calls ``optimizer.step()`` runs them unchanged. A reset unit gets new in-weights drawn at the scale
-of its layer's initialisation, a zero bias and zero out-weights (so the network's output does not jump), and the
-optimizer's per-element state (Adam's moments) of those entries is cleared.
+Both read the activations of the model's own training forward pass (forward hooks on the activation modules)
+and act in an optimizer step post-hook, so a training loop that only calls ``optimizer.step()`` runs them
+unchanged. A reset unit gets new in-weights drawn at the scale of its layer's initialisation, a zero bias and zero
+out-weights (so the network's output does not jump), and the optimizer's per-element state of those entries is
+cleared; with Adam or AdamW, the reset entries then step as a fresh Adam would (:class:`AdamResetClock`).
+
+Layers are plain (``nn.Linear``: weight ``[out, in]``) or stacked (a module with ``stacked = True`` and weight
+``[members, in, out]``, bias ``[members, 1, out]``, see :mod:`syre_rl.supervised.ensemble`). Every member of a
+stacked layer has its own utilities, ages, counters and random generator, so it is reset exactly as the same
+method would reset that member trained alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from syre_rl.baselines.base import SeededMethod
 from syre_rl.baselines.regularizers import L2
-from syre_rl.plasticity.activations import ActivationRecorder, HiddenLayer, hidden_layers
+from syre_rl.plasticity.activations import HiddenLayer, hidden_layers
 from syre_rl.plasticity.metrics import dormant_mask
 
-__all__ = ["CBP", "ReDo", "reset_units"]
+__all__ = ["CBP", "AdamResetClock", "ReDo", "in_view", "out_view"]
+
+INITS = ("uniform", "normal")
 
 
-@torch.no_grad()
-def reset_units(
-    layer: HiddenLayer,
-    units: Tensor,
-    optimizer: torch.optim.Optimizer | None,
-    init_std: float,
-    generator: torch.Generator,
-) -> None:
-    """Re-initialise ``units`` (indices) of ``layer``: in-weights ``N(0, init_std^2)``, bias 0, out-weights 0.
+def _stacked(module: nn.Module) -> bool:
+    return bool(getattr(module, "stacked", False))
 
-    Every optimizer state tensor shaped like a touched parameter (Adam's ``exp_avg``/``exp_avg_sq``, SGD's
-    momentum) is zeroed at the touched entries, so stale moments do not push the fresh weights.
+
+def in_view(module: nn.Module, t: Tensor, bias: bool = False) -> Tensor:
+    """A layer's weight-shaped tensor as ``[members, units, in]`` (its bias-shaped one as ``[members, units]``),
+    a view: unit ``u`` of member ``e`` is row ``[e, u]``. A plain layer is one member."""
+    if _stacked(module):
+        return t.squeeze(1) if bias else t.transpose(1, 2)
+    return t.unsqueeze(0)
+
+
+def out_view(module: nn.Module, t: Tensor, bias: bool = False) -> Tensor:
+    """A reader's weight-shaped tensor as ``[members, units, out]`` (its bias-shaped one as ``[members, out]``),
+    a view: what reads unit ``u`` of member ``e`` is row ``[e, u]``."""
+    if _stacked(module):
+        return t.squeeze(1) if bias else t
+    return t.unsqueeze(0) if bias else t.T.unsqueeze(0)
+
+
+def _acts_view(module: nn.Module, t: Tensor) -> Tensor:
+    """Activations as ``[members, rows, units]``."""
+    return t if _stacked(module) else t.reshape(1, -1, t.shape[-1])
+
+
+def _flat_rows(param: Tensor, rows: Tensor, units: Tensor) -> Tensor:
+    """Flat indices into the contiguous ``param`` of rows ``units`` of ``rows``, a view of it (``[units, width]`` or
+    ``[units]``), from the view's strides: no tensor of the parameter's size is made."""
+    if not param.is_contiguous():
+        raise ValueError("unit resets need contiguous parameters")
+    offset = rows.storage_offset() - param.storage_offset()
+    flat = offset + units.to(torch.long) * rows.stride(0)
+    if rows.dim() == 2:
+        columns = torch.arange(rows.shape[1], device=units.device) * rows.stride(1)
+        flat = (flat[:, None] + columns[None, :]).reshape(-1)
+    return flat
+
+
+class AdamResetClock:
+    """Per-element Adam step counts for reset entries (as Dohare et al.'s ``AdamGnT``), on torch's Adam/AdamW.
+
+    torch keeps one ``step`` per tensor, so after a reset the zeroed moments would be bias-corrected with the
+    tensor's step ``t`` instead of the entry's own count ``k``: at ``t = 1000`` the first update of a reset entry is
+    2.5 x lr with betas (0.9, 0.999) and 0.1 x lr with (0.99, 0.99). This clock remembers the step at which each
+    entry was reset and, after every optimizer step, replaces torch's update of those entries by a fresh Adam's:
+    ``lr m / (1 - b1^k) / (sqrt(v / (1 - b2^k)) + eps)`` with ``k = t - t_reset``. Only the reset entries are
+    touched (a gather and a scatter of them), and an entry is dropped once both ``b^k`` are below
+    :attr:`TOLERANCE`, where the two updates agree to that relative precision. Entries never reset are left
+    exactly as torch stepped them. Other optimizers (SGD, ...) need no correction: nothing happens.
     """
-    weight = layer.in_layer.weight
-    fresh = torch.randn(
-        (units.numel(), weight.shape[1]), generator=generator, device=weight.device, dtype=weight.dtype
-    )
-    weight.index_copy_(0, units, fresh.mul_(init_std))
-    touched = [(weight, 0)]
-    if layer.in_layer.bias is not None:
-        layer.in_layer.bias.index_fill_(0, units, 0.0)
-        touched.append((layer.in_layer.bias, 0))
-    for out in layer.out_layers:
-        out.weight.index_fill_(1, units, 0.0)
-        touched.append((out.weight, 1))
-    if optimizer is None:
-        return
-    for param, dim in touched:
-        for value in optimizer.state.get(param, {}).values():
-            if isinstance(value, Tensor) and value.shape == param.shape:
-                value.index_fill_(dim, units, 0.0)
+
+    TOLERANCE = 1e-7
+
+    def __init__(self, params: Sequence[Tensor]) -> None:
+        self.params = list(params)
+        # param index -> (flat indices of the tracked entries, possibly repeated; each entry's last reset step,
+        # a tensor of the parameter's shape). Appending and correcting never wait for the device; pruning does,
+        # once every PRUNE_EVERY steps.
+        self.entries: dict[int, tuple[Tensor, Tensor]] = {}
+        self._steps_since_prune = 0
+
+    PRUNE_EVERY = 100
+
+    @staticmethod
+    def applies(optimizer: torch.optim.Optimizer) -> bool:
+        return isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)) and not any(
+            group.get("amsgrad") for group in optimizer.param_groups
+        )
+
+    def _group(self, optimizer: torch.optim.Optimizer, param: Tensor) -> dict[str, Any]:
+        return next(g for g in optimizer.param_groups if any(p is param for p in g["params"]))
+
+    def _horizon(self, optimizer: torch.optim.Optimizer, param: Tensor) -> float:
+        """Own step counts from which torch's bias correction equals a fresh one's to :attr:`TOLERANCE`."""
+        beta = max(self._group(optimizer, param)["betas"])
+        return math.log(self.TOLERANCE) / math.log(beta) if 0 < beta < 1 else 1.0
+
+    @torch.no_grad()
+    def mark(self, optimizer: torch.optim.Optimizer, index: int, fresh: Tensor) -> None:
+        """Entries of parameter ``index`` (flat indices into it) were reset after this step."""
+        param = self.params[index]
+        state = optimizer.state.get(param, {})
+        if "step" not in state or not self.applies(optimizer):
+            return
+        step = torch.as_tensor(state["step"], dtype=torch.float32).to(param.device).reshape(1)
+        if index in self.entries:
+            flat, last = self.entries[index]
+            flat = torch.cat([flat, fresh])
+        else:
+            flat, last = fresh, torch.zeros(param.numel(), dtype=torch.float32, device=param.device)
+        last.index_copy_(0, fresh, step.expand(fresh.numel()))  # a re-reset entry restarts its count
+        self.entries[index] = (flat, last)
+
+    @torch.no_grad()
+    def correct(self, optimizer: torch.optim.Optimizer) -> None:
+        """Turn torch's last update of reset entries into a fresh Adam's (call right after ``optimizer.step()``)."""
+        if not self.entries or not self.applies(optimizer):
+            return
+        self._steps_since_prune += 1
+        prune = self._steps_since_prune >= self.PRUNE_EVERY
+        for index, (flat, last) in list(self.entries.items()):
+            param = self.params[index]
+            state = optimizer.state.get(param, {})
+            if "exp_avg" not in state or flat.numel() == 0:
+                continue
+            group = self._group(optimizer, param)
+            (beta1, beta2), lr, eps = group["betas"], float(group["lr"]), group["eps"]
+            step = torch.as_tensor(state["step"], dtype=torch.float32).to(param.device)
+            own = (step - last[flat]).clamp_(min=1.0)
+            m = state["exp_avg"].reshape(-1)[flat].float()
+            v = state["exp_avg_sq"].reshape(-1)[flat].float()
+            torch_update = m / (1 - beta1**step) / (v.sqrt() / (1 - beta2**step).sqrt() + eps)
+            fresh_update = m / (1 - beta1**own) / (v.sqrt() / (1 - beta2**own).sqrt() + eps)
+            corrected = param.view(-1)[flat] + (torch_update - fresh_update).mul_(lr).to(param.dtype)
+            param.view(-1).index_copy_(0, flat, corrected)  # a repeated index gets the same value twice
+            if prune:
+                flat = torch.unique(flat[own < self._horizon(optimizer, param)])
+                self.entries[index] = (flat, last)
+        if prune:
+            self._steps_since_prune = 0
+
+    def state(self) -> dict[str, Any]:
+        return {"entries": dict(self.entries), "steps_since_prune": self._steps_since_prune}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.entries = {
+            int(i): (flat.to(self.params[int(i)].device), last.to(self.params[int(i)].device))
+            for i, (flat, last) in state["entries"].items()
+        }
+        self._steps_since_prune = state["steps_since_prune"]
 
 
 class _UnitResetMethod(SeededMethod):
-    """Shared by ReDo and CBP: the hidden layers, their activation recorder, init scales, optional L2."""
+    """Shared by ReDo and CBP: the hidden layers, their activations, per-member init scales, optional L2."""
 
     def __init__(
         self,
         model: nn.Module,
         layers: Sequence[HiddenLayer] | None,
         weight_decay: float,
-        seed: int | None,
+        init: str,
+        members: Sequence[int] | None,
+        seed: int | Sequence[int] | None,
+        include: str | Iterable[str] | None,
+        exclude: str | Iterable[str] | None,
     ) -> None:
         if not weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         super().__init__(seed)
         self.layers = list(layers) if layers is not None else hidden_layers(model)
         if not self.layers:
             raise ValueError("no hidden layers to act on")
-        # The latest training forward pass only: what the optimizer step that follows was computed from.
-        self.recorder = ActivationRecorder(
-            {layer.name: layer.activation for layer in self.layers}, max_rows=None
-        )
-        stds = [float(layer.in_layer.weight.detach().float().std()) for layer in self.layers]
+        self.init = init
+        stacked = [_stacked(layer.in_layer) for layer in self.layers]
+        if any(stacked) and not all(stacked):
+            raise ValueError("layers must be all plain or all stacked")
+        total = in_view(self.layers[0].in_layer, self.layers[0].in_layer.weight).shape[0]
+        self.members = list(members) if members is not None else list(range(total))
+        if not self.members or any(not 0 <= e < total for e in self.members):
+            raise ValueError(f"members must be indices below {total}, got {members!r}")
+        if len(self.seeds) != len(self.members):
+            raise ValueError(f"give one seed per member acted on: {len(self.members)} members")
+        # Fresh in-weights have each member's initial std of its layer (float64: a member's value does not
+        # depend on the stack it sits in).
+        stds = []
+        for layer in self.layers:
+            weight = in_view(layer.in_layer, layer.in_layer.weight.detach()).double()
+            stds.append([float(weight[e].std()) for e in self.members])
         self.register_buffer("init_std", torch.tensor(stds, dtype=torch.float64))
-        self.l2 = L2(model, weight_decay=weight_decay) if weight_decay > 0 else None
+        self.l2 = (
+            L2(model, weight_decay=weight_decay, include=include, exclude=exclude)
+            if weight_decay > 0
+            else None
+        )
+        # The latest training forward pass's activations of each layer: what the step that follows used.
+        self._acts: list[Tensor | None] = [None] * len(self.layers)
+        self._index: Tensor | None = None
+        params: dict[int, Tensor] = {}  # every tensor a reset touches, once
+        for layer in self.layers:
+            for p in (layer.in_layer.weight, layer.in_layer.bias, *(o.weight for o in layer.out_layers)):
+                if p is not None:
+                    params.setdefault(id(p), p)
+        self.clock = AdamResetClock(list(params.values()))
 
     def _attach(self, optimizer: torch.optim.Optimizer) -> None:
         if self.l2 is not None:
             self.l2.attach(optimizer)
-        self.recorder.start()
+        for i, layer in enumerate(self.layers):
+            self._handles.append(layer.activation.register_forward_hook(self._recorder(i)))
         self._handles.append(optimizer.register_step_post_hook(self._post_step))
 
     def _detach(self) -> None:
-        self.recorder.stop()
-        self.recorder.clear()
+        self._acts = [None] * len(self.layers)
         if self.l2 is not None:
             self.l2.detach()
 
-    def _reset(self, i: int, units: Tensor, optimizer: torch.optim.Optimizer) -> None:
-        layer = self.layers[i]
-        generator = self.generator(layer.in_layer.weight.device)
-        reset_units(layer, units, optimizer, float(self.init_std[i]), generator)
+    def _recorder(self, i: int) -> Any:
+        module = self.layers[i].in_layer
+
+        def hook(_: nn.Module, args: Any, output: Tensor) -> None:
+            if torch.is_grad_enabled():  # a training pass, not a rollout or an evaluation
+                self._acts[i] = _acts_view(module, output.detach())
+
+        return hook
+
+    def activations(self, i: int) -> Tensor | None:
+        """Layer ``i``'s latest training activations of the members acted on, ``[members, rows, units]``."""
+        acts = self._acts[i]
+        if acts is None:
+            return None
+        if acts.shape[0] == len(self.members) and self.members == list(range(acts.shape[0])):
+            return acts
+        return acts[self._member_index(acts.device)]
+
+    def _member_index(self, device: torch.device) -> Tensor:
+        """The members acted on, as an index tensor on ``device`` (made once)."""
+        if self._index is None or self._index.device != device:
+            self._index = torch.tensor(self.members, device=device)
+        return self._index
 
     def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self.clock.correct(optimizer)
+        self._act(optimizer)
+
+    def _act(self, optimizer: torch.optim.Optimizer) -> None:
         raise NotImplementedError
+
+    def _param_index(self, param: Tensor) -> int:
+        return next(i for i, p in enumerate(self.clock.params) if p is param)
+
+    @torch.no_grad()
+    def reset(
+        self,
+        i: int,
+        k: int,
+        units: Tensor,
+        optimizer: torch.optim.Optimizer | None,
+        bias_shift: Tensor | None = None,
+    ) -> None:
+        """Re-initialise ``units`` of layer ``i`` in member ``self.members[k]``: in-weights fresh, bias 0,
+        out-weights 0 (after adding ``W_out[units]^T bias_shift`` to each reader's bias, if given); the optimizer's
+        state of those entries zeroed and, for Adam, its per-element step restarted."""
+        layer, e = self.layers[i], self.members[k]
+        module = layer.in_layer
+        weight = in_view(module, module.weight)[e]  # [units, in]
+        gen = self.generator(weight.device, k)
+        shape = (units.numel(), weight.shape[1])
+        std = float(self.init_std[i, k])
+        # "uniform": U(-b, b) of the same std, the shape of torch's default and Dohare's (LeCun/Kaiming) init.
+        if self.init == "uniform":
+            fresh = torch.rand(shape, generator=gen, device=weight.device, dtype=weight.dtype)
+            fresh = fresh.mul_(2 * 3**0.5 * std).sub_(3**0.5 * std)
+        else:
+            fresh = torch.randn(shape, generator=gen, device=weight.device, dtype=weight.dtype).mul_(std)
+        weight.index_copy_(0, units, fresh)
+        # (parameter, its view of unit-major rows of member e)
+        touched: list[tuple[Tensor, Any]] = [(module.weight, lambda t: in_view(module, t)[e])]
+        if module.bias is not None:
+            in_view(module, module.bias, bias=True)[e].index_fill_(0, units, 0.0)
+            touched.append((module.bias, lambda t: in_view(module, t, bias=True)[e]))
+        for out in layer.out_layers:
+            w_out = out_view(out, out.weight)[e]  # [units, out]
+            if bias_shift is not None and out.bias is not None:
+                b_out = out_view(out, out.bias, bias=True)[e]
+                b_out.add_((w_out[units].T.to(bias_shift.dtype) @ bias_shift).to(b_out.dtype))
+            w_out.index_fill_(0, units, 0.0)
+            touched.append((out.weight, lambda t, out=out: out_view(out, t)[e]))
+        if optimizer is None:
+            return
+        for param, view in touched:
+            for value in optimizer.state.get(param, {}).values():
+                if isinstance(value, Tensor) and value.shape == param.shape:
+                    view(value).index_fill_(0, units, 0.0)
+            self.clock.mark(optimizer, self._param_index(param), _flat_rows(param, view(param), units))
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {**super().get_extra_state(), "clock": self.clock.state()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        super().set_extra_state(state)
+        self.clock.load(state["clock"])
 
 
 class ReDo(_UnitResetMethod):
@@ -108,11 +323,16 @@ class ReDo(_UnitResetMethod):
     batch / layer mean ``<= tau``), on the activations of the training forward pass just before the step.
 
     :param model: the model; its hidden layers are found by :func:`~syre_rl.plasticity.activations.hidden_layers`.
-    :param layers: the hidden layers to act on, when they cannot be found automatically.
+    :param layers: the hidden layers to act on, when they cannot be found automatically (stacked models).
     :param tau: dormancy threshold (0.1 in RL).
     :param every: optimizer steps between checks.
     :param weight_decay: coupled L2 added alongside (the reference setting 1e-4; 0 for none).
-    :param seed: seed of the re-initialisation.
+    :param init: fresh in-weights ``"uniform"`` or ``"normal"``, at the layer's initial std.
+    :param members: of a stacked model, the members acted on (default all).
+    :param include: glob patterns of the parameters the weight decay acts on (default: all).
+    :param exclude: patterns the weight decay leaves alone, added to
+        :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
+    :param seed: seed of the re-initialisation (one per member acted on, for a stacked model).
     """
 
     name = "redo"
@@ -125,55 +345,76 @@ class ReDo(_UnitResetMethod):
         tau: float = 0.1,
         every: int = 100,
         weight_decay: float = 1e-4,
-        seed: int | None = None,
+        init: Literal["uniform", "normal"] = "uniform",
+        members: Sequence[int] | None = None,
+        include: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
+        seed: int | Sequence[int] | None = None,
     ) -> None:
         if not tau >= 0:
             raise ValueError(f"tau must be >= 0, got {tau!r}")
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}")
-        super().__init__(model, layers, weight_decay, seed)
+        super().__init__(model, layers, weight_decay, init, members, seed, include, exclude)
         self.tau, self.every = float(tau), every
         self.updates = 0
-        self.resets = [0] * len(self.layers)
+        self.resets = [[0] * len(self.members) for _ in self.layers]  # per layer, per member
+
+    @property
+    def resets_per_layer(self) -> list[int]:
+        return [sum(r) for r in self.resets]
 
     @torch.no_grad()
-    def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    def _act(self, optimizer: torch.optim.Optimizer) -> None:
         self.updates += 1
         if self.updates % self.every:
             return
-        for i, layer in enumerate(self.layers):
-            activations = self.recorder.latest(layer.name)
-            if activations is None:
+        for i in range(len(self.layers)):
+            acts = self.activations(i)
+            if acts is None:
                 continue
-            units = dormant_mask(activations, self.tau).nonzero().squeeze(1)
-            if units.numel():
-                self._reset(i, units.to(layer.in_layer.weight.device), optimizer)
-                self.resets[i] += units.numel()
+            for k in range(len(self.members)):
+                units = dormant_mask(acts[k], self.tau).nonzero().squeeze(1)
+                if units.numel():
+                    self.reset(i, k, units, optimizer)
+                    self.resets[i][k] += units.numel()
 
     def get_extra_state(self) -> dict[str, Any]:
-        return {**super().get_extra_state(), "updates": self.updates, "resets": list(self.resets)}
+        return {
+            **super().get_extra_state(),
+            "updates": self.updates,
+            "resets": [list(r) for r in self.resets],
+        }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         super().set_extra_state(state)
-        self.updates, self.resets = state["updates"], list(state["resets"])
+        self.updates, self.resets = state["updates"], [list(r) for r in state["resets"]]
 
 
 class CBP(_UnitResetMethod):
     """Continual backprop (Dohare et al. 2024): replace mature units of low contribution utility.
 
-    After each step, per hidden layer: ``utility = decay * utility + (1 - decay) * mean|h| * sum|w_out|``
-    and every unit ages by one. Units older than ``maturity_threshold`` are eligible; ``replacement_rate`` times
-    their number accumulates each step, and each whole unit of it replaces the eligible unit of lowest utility
-    (utility and age restart at 0). Utilities are not bias-corrected: only mature units are compared, for which
-    ``1 - decay^age`` is 1.
+    After each step, per hidden layer and member, with ``f`` the unit's activations on the step's batch:
+    ``utility = decay * utility + (1 - decay) * mean|f| * mean|w_out|`` (mean over every reader's outputs),
+    ``mean_act = decay * mean_act + (1 - decay) * mean f``, and every unit ages by one. Units older than
+    ``maturity_threshold`` are eligible; ``replacement_rate`` times their number accumulates each step, and each
+    whole unit of it replaces the eligible unit of lowest bias-corrected utility ``utility / (1 - decay^age)``.
+    Before its out-weights are zeroed, ``W_out[:, u] * mean_act[u] / (1 - decay^age[u])`` is added to each
+    reader's bias, so the output's mean does not jump (``bias_correction``); utility, mean and age restart at 0.
 
     :param model: the model; its hidden layers are found by :func:`~syre_rl.plasticity.activations.hidden_layers`.
-    :param layers: the hidden layers to act on, when they cannot be found automatically.
+    :param layers: the hidden layers to act on, when they cannot be found automatically (stacked models).
     :param replacement_rate: units replaced per eligible unit per step.
     :param maturity_threshold: steps a unit is protected after it is (re)initialised.
     :param decay: utility's running-average decay.
     :param weight_decay: coupled L2 added alongside (the reference setting 1e-4; 0 for none).
-    :param seed: seed of the re-initialisation.
+    :param bias_correction: move the replaced unit's mean contribution into the readers' biases.
+    :param init: fresh in-weights ``"uniform"`` or ``"normal"``, at the layer's initial std.
+    :param members: of a stacked model, the members acted on (default all).
+    :param include: glob patterns of the parameters the weight decay acts on (default: all).
+    :param exclude: patterns the weight decay leaves alone, added to
+        :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
+    :param seed: seed of the re-initialisation (one per member acted on, for a stacked model).
     """
 
     name = "cbp"
@@ -187,7 +428,12 @@ class CBP(_UnitResetMethod):
         maturity_threshold: int = 10_000,
         decay: float = 0.99,
         weight_decay: float = 1e-4,
-        seed: int | None = None,
+        bias_correction: bool = True,
+        init: Literal["uniform", "normal"] = "uniform",
+        members: Sequence[int] | None = None,
+        include: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
+        seed: int | Sequence[int] | None = None,
     ) -> None:
         if not 0.0 <= replacement_rate <= 1.0:
             raise ValueError(f"replacement_rate must be in [0, 1], got {replacement_rate!r}")
@@ -195,53 +441,102 @@ class CBP(_UnitResetMethod):
             raise ValueError(f"maturity_threshold must be a non-negative integer, got {maturity_threshold!r}")
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay!r}")
-        super().__init__(model, layers, weight_decay, seed)
+        super().__init__(model, layers, weight_decay, init, members, seed, include, exclude)
         self.replacement_rate, self.maturity_threshold, self.decay = (
             float(replacement_rate),
             maturity_threshold,
             decay,
         )
+        self.bias_correction = bool(bias_correction)
+        n = len(self.members)
         for i, layer in enumerate(self.layers):
             device = layer.in_layer.weight.device
-            self.register_buffer(f"utility_{i}", torch.zeros(layer.width, device=device))
-            self.register_buffer(f"age_{i}", torch.zeros(layer.width, dtype=torch.long, device=device))
-        self.pending = [0.0] * len(self.layers)  # fractional replacements carried to the next step
-        self.replaced = [0] * len(self.layers)
+            self.register_buffer(f"utility_{i}", torch.zeros(n, layer.width, device=device))
+            self.register_buffer(f"mean_act_{i}", torch.zeros(n, layer.width, device=device))
+            self.register_buffer(f"age_{i}", torch.zeros(n, layer.width, dtype=torch.long, device=device))
+        # Fractional replacements carried to the next step, per layer and member.
+        self.pending = [[0.0] * n for _ in self.layers]
+        self.replaced = [[0] * n for _ in self.layers]
+        # The eligible count without reading the device: steps each layer has aged, and per member the recent
+        # replacements [step, count] (a unit replaced at step r is eligible again once step - r > maturity).
+        self.steps = [0] * len(self.layers)
+        self.recent: list[list[list[list[int]]]] = [[[] for _ in range(n)] for _ in self.layers]
 
     def utility(self, i: int) -> Tensor:
+        """Layer ``i``'s utilities, ``[members, units]`` (``[1, units]`` for a plain model)."""
         return getattr(self, f"utility_{i}")
+
+    def mean_act(self, i: int) -> Tensor:
+        return getattr(self, f"mean_act_{i}")
 
     def age(self, i: int) -> Tensor:
         return getattr(self, f"age_{i}")
 
+    @property
+    def replaced_per_layer(self) -> list[int]:
+        return [sum(r) for r in self.replaced]
+
     @torch.no_grad()
-    def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    def _act(self, optimizer: torch.optim.Optimizer) -> None:
         for i, layer in enumerate(self.layers):
-            features = self.recorder.latest(layer.name)
+            features = self.activations(i)
             if features is None:
                 continue
-            utility, age = self.utility(i), self.age(i)
-            contribution = features.abs().mean(0)
+            features = features.float()
+            utility, mean_act, age = self.utility(i), self.mean_act(i), self.age(i)
+            member_index = self._member_index(features.device)
+            out_mag = sum(out_view(o, o.weight.detach()).float().abs().sum(-1) for o in layer.out_layers)
+            n_out = sum(out_view(o, o.weight).shape[-1] for o in layer.out_layers)
+            contribution = features.abs().mean(1)
             if layer.out_layers:
-                contribution = contribution * sum(out.weight.abs().sum(0) for out in layer.out_layers)
+                contribution = contribution * out_mag[member_index] / n_out
             utility.mul_(self.decay).add_(contribution, alpha=1.0 - self.decay)
+            mean_act.mul_(self.decay).add_(features.mean(1), alpha=1.0 - self.decay)
             age.add_(1)
+            self.steps[i] += 1
             eligible = age > self.maturity_threshold
-            n_eligible = int(eligible.sum())
-            self.pending[i] += n_eligible * self.replacement_rate
-            n_replace = min(int(self.pending[i]), n_eligible)
-            if n_replace == 0:
-                continue
-            self.pending[i] -= n_replace
-            units = utility.masked_fill(~eligible, float("inf")).topk(n_replace, largest=False).indices
-            self._reset(i, units, optimizer)
-            utility.index_fill_(0, units, 0.0)
-            age.index_fill_(0, units, 0)
-            self.replaced[i] += n_replace
+            for k in range(len(self.members)):
+                n_eligible = self._eligible(i, k)
+                if n_eligible == 0:
+                    continue
+                self.pending[i][k] += n_eligible * self.replacement_rate
+                n_replace = min(int(self.pending[i][k]), n_eligible)
+                if n_replace == 0:
+                    continue
+                self.pending[i][k] -= n_replace
+                corrected = 1.0 - self.decay ** age[k].double()
+                score = (utility[k].double() / corrected).masked_fill(~eligible[k], float("inf"))
+                units = score.topk(n_replace, largest=False).indices
+                shift = mean_act[k, units].double() / corrected[units] if self.bias_correction else None
+                self.reset(i, k, units, optimizer, shift)
+                utility[k].index_fill_(0, units, 0.0)
+                mean_act[k].index_fill_(0, units, 0.0)
+                age[k].index_fill_(0, units, 0)
+                self.replaced[i][k] += n_replace
+                self.recent[i][k].append([self.steps[i], n_replace])
+
+    def _eligible(self, i: int, k: int) -> int:
+        """Units of layer ``i`` in member ``k`` older than the maturity threshold, counted on the host: every unit
+        but those replaced within the last ``maturity_threshold`` steps, once the layer itself is that old."""
+        if self.steps[i] <= self.maturity_threshold:
+            return 0
+        recent = self.recent[i][k]
+        while recent and self.steps[i] - recent[0][0] > self.maturity_threshold:
+            recent.pop(0)
+        return self.layers[i].width - sum(n for _, n in recent)
 
     def get_extra_state(self) -> dict[str, Any]:
-        return {**super().get_extra_state(), "pending": list(self.pending), "replaced": list(self.replaced)}
+        return {
+            **super().get_extra_state(),
+            "pending": [list(p) for p in self.pending],
+            "replaced": [list(r) for r in self.replaced],
+            "steps": list(self.steps),
+            "recent": [[[list(e) for e in member] for member in layer] for layer in self.recent],
+        }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         super().set_extra_state(state)
-        self.pending, self.replaced = list(state["pending"]), list(state["replaced"])
+        self.pending = [list(p) for p in state["pending"]]
+        self.replaced = [list(r) for r in state["replaced"]]
+        self.steps = list(state["steps"])
+        self.recent = [[[list(e) for e in member] for member in layer] for layer in state["recent"]]

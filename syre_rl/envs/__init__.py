@@ -10,6 +10,7 @@ import gymnasium as gym
 import pybullet_envs_gymnasium  # noqa: F401  (registers AntBulletEnv-v0 and the other bodies)
 
 from syre_rl.envs.callbacks import RegimeLoggerCallback
+from syre_rl.envs.quiet import silence_bullet_clients
 from syre_rl.envs.schedule import RegimeSchedule
 from syre_rl.envs.tasks import (
     TASKS,
@@ -31,6 +32,8 @@ from syre_rl.envs.wrappers import (
     MotorStrengthWrapper,
     RegimeClock,
 )
+
+silence_bullet_clients()  # PyBullet prints "argv[0]=" once per connection otherwise
 
 for _task, _gym_id in TASKS.items():
     if _gym_id not in gym.registry:

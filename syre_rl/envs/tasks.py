@@ -16,10 +16,10 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from syre_rl.envs.schedule import Draw, RegimeSchedule
 from syre_rl.envs.wrappers import CHANGES, RegimeClock
-from syre_rl.presets import PROJECT_ROOT, PresetError, build_preset, load_preset, preset_names
+from syre_rl.presets import PresetError, build_preset, load_preset, preset_dir, preset_names
 
 NAMESPACE = "syre_rl"
-TASK_DIR = PROJECT_ROOT / "envs"
+TASK_DIR = preset_dir("envs")
 
 # Task name (file stem in envs/) -> registered gymnasium id.
 TASKS: dict[str, str] = {

@@ -21,7 +21,8 @@ from syre_rl.plasticity.metrics import (
     effective_rank,
     linear_layers,
     low_rank_fraction,
-    stable_rank,
+    spectral_stable_rank,
+    srank_fraction,
     weight_magnitude,
     weight_symmetry,
 )
@@ -41,7 +42,8 @@ __all__ = [
     "hidden_layers",
     "linear_layers",
     "low_rank_fraction",
-    "stable_rank",
+    "spectral_stable_rank",
+    "srank_fraction",
     "weight_magnitude",
     "weight_symmetry",
 ]

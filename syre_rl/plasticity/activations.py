@@ -45,15 +45,16 @@ class HiddenLayer:
     """One hidden layer of an MLP: unit ``i`` is row ``i`` of ``in_layer`` and column ``i`` of each out-layer.
 
     :param name: ``"<group>.<index>"``, e.g. ``"actor.0"`` or ``"model.2"``.
-    :param in_layer: the Linear that computes the units' pre-activations.
+    :param in_layer: the Linear that computes the units' pre-activations (or a stacked linear layer).
     :param activation: the module whose output are the units' features (forward hooks read it).
-    :param out_layers: the Linear layers that read the units (two where a shared layer feeds two heads).
+    :param out_layers: every Linear that reads the units (two where a shared layer feeds two heads, or where
+        two heads read the last hidden layer, like SAC's ``mu`` and ``log_std``).
     """
 
     name: str
-    in_layer: nn.Linear
+    in_layer: nn.Module
     activation: nn.Module
-    out_layers: tuple[nn.Linear, ...]
+    out_layers: tuple[nn.Module, ...]
 
     @property
     def width(self) -> int:
@@ -102,17 +103,35 @@ def _is_actor_critic(model: nn.Module) -> bool:
     return all(hasattr(extractor, a) for a in ("policy_net", "value_net")) and hasattr(model, "action_net")
 
 
+def _heads(model: nn.Module) -> tuple[nn.Linear, ...] | None:
+    """The Linear heads of a squashed-Gaussian actor (SB3's SAC ``Actor``: ``latent_pi`` read by ``mu`` and, without
+    gSDE, the Linear ``log_std``), or ``None`` for other modules."""
+    if not isinstance(getattr(model, "latent_pi", None), nn.Module) or not isinstance(
+        getattr(model, "mu", None), nn.Linear
+    ):
+        return None
+    log_std = getattr(model, "log_std", None)
+    return (model.mu, log_std) if isinstance(log_std, nn.Linear) else (model.mu,)
+
+
 def hidden_layer_groups(model: nn.Module) -> dict[str, list[HiddenLayer]]:
     """The hidden layers of ``model``, by network.
 
     - SB3 actor-critic policy (``mlp_extractor.policy_net`` / ``value_net``, heads ``action_net`` / ``value_net``):
       ``{"actor": [...], "critic": [...]}``, plus ``"shared"`` when a shared features extractor has Linear layers
       (its last layer is read by both networks). Separate extractors with Linear layers join their network.
+    - SB3's SAC actor (``latent_pi`` then the heads ``mu`` and ``log_std``): ``{"actor": [...]}``, the last hidden
+      layer read by every head.
     - any other module: its Linear -> activation pairs in registration order, as ``{"model": [...]}`` (an
       ``nn.Sequential`` MLP, nested or not; the final Linear is the last hidden layer's reader).
 
     Groups without hidden units are left out.
     """
+    heads = _heads(model)
+    if heads is not None:
+        extractor = getattr(model, "features_extractor", None)
+        stack = nn.Sequential(extractor, model.latent_pi) if extractor is not None else model.latent_pi
+        return {"actor": _sequential_layers(stack, "actor", heads)}
     if not _is_actor_critic(model):
         layers = _sequential_layers(model, "model", ())
         if not layers:

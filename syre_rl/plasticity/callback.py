@@ -22,7 +22,7 @@ from syre_rl.plasticity.metrics import (
     distance_from_init,
     dormant_fraction,
     effective_rank,
-    stable_rank,
+    srank_fraction,
     weight_magnitude,
 )
 
@@ -34,7 +34,7 @@ def feature_metrics(features: Tensor, tau: float = 0.1) -> dict[str, float]:
     return {
         "dead_fraction": dead_fraction(features),
         "dormant_fraction": dormant_fraction(features, tau),
-        "stable_rank": stable_rank(features),
+        "srank_fraction": srank_fraction(features),
         "effective_rank": effective_rank(features),
     }
 
@@ -45,7 +45,7 @@ class PlasticityCallback(BaseCallback):
     Groups are those of :func:`~syre_rl.plasticity.activations.hidden_layer_groups`: ``actor`` and ``critic``
     for SB3 actor-critic policies (``shared`` too when a shared features extractor has Linear layers). Keys:
 
-    - ``<group>/{dead_fraction,dormant_fraction,stable_rank,effective_rank}``: the last hidden layer (the
+    - ``<group>/{dead_fraction,dormant_fraction,srank_fraction,effective_rank}``: the last hidden layer (the
       network's features); ``<group>/layer<i>/...``: each hidden layer. Stable rank is a fraction of the width,
       effective rank a number of dimensions.
     - ``<group>/weight_magnitude/<layer>`` and ``<group>/distance_from_init/<layer>``: ``layer<i>`` is hidden

@@ -22,7 +22,8 @@ __all__ = [
     "effective_rank",
     "linear_layers",
     "low_rank_fraction",
-    "stable_rank",
+    "spectral_stable_rank",
+    "srank_fraction",
     "weight_magnitude",
     "weight_symmetry",
 ]
@@ -49,9 +50,9 @@ def effective_rank(features: Tensor) -> float:
     return math.exp(float(-(p * p.log()).sum()))
 
 
-def stable_rank(features: Tensor, threshold: float = 0.99) -> float:
-    """Dohare et al.: the smallest ``k`` whose top-``k`` singular values reach ``threshold`` of their sum,
-    as a fraction of the width (number of columns)."""
+def srank_fraction(features: Tensor, threshold: float = 0.99) -> float:
+    """Kumar et al. (2021)'s "srank" as Dohare et al. (2024) report it ("stable rank"): the smallest ``k`` whose
+    top-``k`` singular values reach ``threshold`` of their sum, as a fraction of the width (number of columns)."""
     sv = _singular_values(features)
     total = sv.sum()
     if total <= 0:
@@ -59,6 +60,16 @@ def stable_rank(features: Tensor, threshold: float = 0.99) -> float:
     cumulative = torch.cumsum(sv, 0) / total
     k = int(torch.searchsorted(cumulative, torch.tensor(threshold, dtype=cumulative.dtype)).item()) + 1
     return min(k, sv.numel()) / features.shape[1]
+
+
+def spectral_stable_rank(x: Tensor) -> float:
+    """The numerical "stable rank" of linear algebra (Rudelson & Vershynin 2007): ``||X||_F^2 / ||X||_2^2``, the sum
+    of squared singular values over the largest one squared, in dimensions (1 for rank one, the width for an
+    orthogonal matrix). Takes a weight matrix or features ``[batch, units]``."""
+    sv = _singular_values(x)
+    if sv.numel() == 0 or sv[0] <= 0:
+        return 0.0
+    return float(sv.square().sum() / sv[0].square())
 
 
 def dead_mask(activations: Tensor, max_active: float = 0.01) -> Tensor:

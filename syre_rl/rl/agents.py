@@ -13,11 +13,40 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from syre_rl.baselines import METHODS as PLASTICITY_METHODS
-from syre_rl.presets import PROJECT_ROOT, load_preset, preset_names
-from syre_rl.rl.methods import METHODS
+import torch
 
-AGENT_DIR = PROJECT_ROOT / "agents"
+from syre_rl.baselines import METHODS, check_method_kwargs
+from syre_rl.core import Syre
+from syre_rl.policies.mixin import DEFAULT_SYRE_KWARGS
+from syre_rl.presets import load_preset, preset_dir, preset_names
+
+AGENT_DIR = preset_dir("agents")
+
+
+# The keyword arguments of Syre a preset may set: all but the model and the tensors given in code.
+SYRE_KEYS = tuple(
+    name
+    for name in inspect.signature(Syre.__init__).parameters
+    if name not in ("self", "module_or_named_params", "fan_in", "anchors", "diagonals")
+)
+
+
+def check_syre_kwargs(kwargs: dict[str, Any]) -> None:
+    """Raise ValueError unless ``kwargs`` (over the defaults) are settings ``Syre`` accepts.
+
+    ``Syre`` is the one validator: it is built once on a stand-in parameter (patterns are checked for their
+    type; what they select depends on the policy).
+    """
+    unknown = sorted(set(kwargs) - set(SYRE_KEYS))
+    if unknown:
+        raise ValueError(
+            f"field 'syre': unknown key(s) {', '.join(unknown)}; allowed: {', '.join(SYRE_KEYS)}"
+        )
+    settings = {k: v for k, v in {**DEFAULT_SYRE_KWARGS, **kwargs}.items() if k not in ("include", "exclude")}
+    try:
+        Syre([("weight", torch.zeros(1, 1, requires_grad=True))], **settings)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"field 'syre': {err}") from None
 
 
 def _positive(preset: Any, *names: str) -> None:
@@ -41,11 +70,11 @@ class AgentPreset:
     :param adam_eps: Adam's eps (SB3 uses 1e-5 for on-policy algorithms, torch 1e-8)
     :param weight_decay: Adam's coupled weight decay toward 0 (the weight-decay arm of the syre paper)
     :param gamma: discount factor
-    :param method: plasticity method, a key of :data:`syre_rl.rl.methods.METHODS`
-    :param syre_gamma: syre's decay strength toward the anchors (torch's weight_decay convention)
-    :param syre_sigma0: anchor std is ``syre_sigma0 / sqrt(fan_in)``
-    :param syre_spread: spread of the random diagonal D (0: D = 1, as in the paper)
-    :param syre_mode: ``coupled`` (like Adam's weight_decay) or ``decoupled`` (like AdamW)
+    :param method: plasticity method, a name of the registry :data:`syre_rl.baselines.METHODS`
+    :param syre: keyword arguments of :class:`syre_rl.core.Syre` for the method ``syre`` (``gamma``: the decay
+        toward the anchors, ``sigma0``: anchor std ``sigma0 / sqrt(fan_in)``, ``spread``, ``mode``, ``include``,
+        ``exclude``, ...); keys left out take :data:`syre_rl.policies.mixin.DEFAULT_SYRE_KWARGS`, the syre
+        paper's PPO setting. Validated by ``Syre`` itself when the preset is built.
     :param method_kwargs: settings of the competing methods, by method name (``{redo: {tau: 0.1}}``); a method
         not named here runs with its reference settings
     :param plasticity_every: environment steps between plasticity measurements in TensorBoard (0: none)
@@ -67,10 +96,7 @@ class AgentPreset:
     weight_decay: float = 0.0
     gamma: float = 0.99
     method: str = "none"
-    syre_gamma: float = 2e-3
-    syre_sigma0: float = 0.01
-    syre_spread: float = 0.0
-    syre_mode: Literal["coupled", "decoupled"] = "coupled"
+    syre: dict[str, Any] = field(default_factory=dict)
     method_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     plasticity_every: int = 10_000
     eval_freq: int = 50_000
@@ -88,22 +114,12 @@ class AgentPreset:
             )
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
             raise ValueError(f"field 'adam_betas' must be two numbers in [0, 1), got {self.adam_betas!r}")
-        if self.weight_decay < 0 or self.syre_gamma < 0 or self.syre_sigma0 < 0:
-            raise ValueError("fields 'weight_decay', 'syre_gamma' and 'syre_sigma0' must be >= 0")
-        if not 0 <= self.syre_spread < 1:
-            raise ValueError(f"field 'syre_spread' must be in [0, 1), got {self.syre_spread!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"field 'weight_decay' must be >= 0, got {self.weight_decay!r}")
+        check_syre_kwargs(self.syre)
         if self.method not in METHODS:
             raise ValueError(f"field 'method': {self.method!r} is not one of {', '.join(METHODS)}")
-        for name, kwargs in self.method_kwargs.items():
-            if name not in PLASTICITY_METHODS:
-                raise ValueError(
-                    f"field 'method_kwargs': {name!r} is not one of {', '.join(PLASTICITY_METHODS)}"
-                )
-            allowed = set(inspect.signature(PLASTICITY_METHODS[name]).parameters) - {"model"}
-            if not isinstance(kwargs, dict) or set(kwargs) - allowed:
-                raise ValueError(
-                    f"field 'method_kwargs.{name}' takes a mapping with keys from: {', '.join(sorted(allowed))}"
-                )
+        check_method_kwargs(self.method_kwargs)
         if self.plasticity_every < 0:
             raise ValueError(f"field 'plasticity_every' must be >= 0, got {self.plasticity_every!r}")
         if self.eval_freq < 0:
@@ -115,13 +131,8 @@ class AgentPreset:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in shared}
 
     def syre_kwargs(self) -> dict[str, Any]:
-        """``policy_kwargs["syre_kwargs"]`` for the syre policies."""
-        return {
-            "gamma": self.syre_gamma,
-            "sigma0": self.syre_sigma0,
-            "spread": self.syre_spread,
-            "mode": self.syre_mode,
-        }
+        """``policy_kwargs["syre_kwargs"]`` for the syre policies: the defaults with the preset's ``syre`` group."""
+        return {**DEFAULT_SYRE_KWARGS, **self.syre}
 
 
 @dataclass

@@ -1,16 +1,21 @@
-"""SB3 callbacks of a run: anchor summary in TensorBoard, stop on Ctrl-C, periodic atomic checkpoints, and an
-evaluation that follows the regime of a changing task."""
+"""SB3 callbacks of a run: anchor summary in TensorBoard, stop on Ctrl-C, periodic atomic checkpoints with a
+divergence check, an evaluation that follows the regime of a changing task, and methods told when the regime
+changes."""
 
 from __future__ import annotations
 
+import math
 import signal
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 
-from syre_rl.rl.run_dir import RunDir
+from syre_rl.baselines import PlasticityMethod
+from syre_rl.rl.run_dir import DivergedError, RunDir, check_finite
 
 
 class SyreSummaryCallback(BaseCallback):
@@ -42,10 +47,33 @@ class SyreSummaryCallback(BaseCallback):
         return True
 
 
-class StopOnSignalCallback(BaseCallback):
-    """Turn SIGINT (Ctrl-C) and SIGTERM into a clean stop at the next environment step.
+class TaskChangeCallback(BaseCallback):
+    """Call ``on_task_change()`` of every plasticity method in the policy when the first env's regime changes
+    (``info["regime"]["index"]``): Shrink & Perturb's boundary form acts there. The first regime seen (at the
+    start, or after a resume) is no change. Envs without a regime (stationary tasks) never trigger it."""
 
-    Training then ends between steps, never inside an optimizer update, so the script can save a checkpoint.
+    def __init__(self) -> None:
+        super().__init__()
+        self.regime: int | None = None
+        self.changes = 0
+
+    def _on_step(self) -> bool:
+        regime = self.locals["infos"][0].get("regime")
+        if not regime or "index" not in regime:
+            return True
+        if self.regime is not None and regime["index"] != self.regime:
+            for module in self.model.policy.modules():
+                if isinstance(module, PlasticityMethod):
+                    module.on_task_change()
+            self.changes += 1
+        self.regime = regime["index"]
+        return True
+
+
+class StopOnSignalCallback(BaseCallback):
+    """Turn SIGINT (Ctrl-C) and SIGTERM into a request to stop; :class:`RunCheckpointCallback` honours it after
+    the current update, with a checkpoint.
+
     A second signal gets the default behaviour (immediate exit), and checkpoints are atomic, so that is safe.
     """
 
@@ -65,36 +93,61 @@ class StopOnSignalCallback(BaseCallback):
         self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
 
     def _on_step(self) -> bool:
-        return self.received is None
+        return True
 
     def _on_training_end(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
 
-class CheckpointCallback(BaseCallback):
-    """Save an atomic checkpoint each time the step count crosses a multiple of ``every`` env steps.
+class RunCheckpointCallback(BaseCallback):
+    """Between updates: stop on divergence, checkpoint every ``every`` steps, and stop cleanly on a signal.
 
+    All of it happens at the start of a rollout, that is after the update of the previous one, so a checkpoint
+    holds every update made up to its step and a resumed run makes the same updates as an uninterrupted one.
     Counting on ``num_timesteps`` (not on calls) keeps the schedule across resumes and numbers of envs.
 
     :param run_dir: where checkpoints go
     :param every: environment steps between checkpoints
+    :param on_checkpoint: called with ``(step, checkpoint)`` after each periodic checkpoint (the run restarts
+        its environments there, exactly as a resume from that checkpoint would)
+    :param stop: the run's signal catcher; when it has caught one, the callback saves a checkpoint and stops
     """
 
-    def __init__(self, run_dir: RunDir, every: int) -> None:
+    def __init__(
+        self,
+        run_dir: RunDir,
+        every: int,
+        on_checkpoint: Callable[[int, Path], None] | None = None,
+        stop: StopOnSignalCallback | None = None,
+    ) -> None:
         super().__init__()
-        self.run_dir = run_dir
-        self.every = every
+        self.run_dir, self.every, self.on_checkpoint, self.stop = run_dir, every, on_checkpoint, stop
+        self.stopped_at: Path | None = None
         self._last = 0
 
     def _on_training_start(self) -> None:
         self._last = self.num_timesteps
 
+    def _on_rollout_start(self) -> None:
+        check_finite(self.model)
+        loss = self.logger.name_to_value.get("train/loss")
+        if loss is not None and not math.isfinite(loss):
+            raise DivergedError(f"training diverged at step {self.num_timesteps:,}: the loss is {loss}")
+        step, saved = self.num_timesteps, None
+        if step // self.every > self._last // self.every:
+            saved = self.run_dir.save_checkpoint(self.model)
+            self._last = step
+            if self.on_checkpoint is not None and not self._stopping():
+                self.on_checkpoint(step, saved)
+        if self._stopping():
+            self.stopped_at = saved or self.run_dir.save_checkpoint(self.model)
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.received is not None
+
     def _on_step(self) -> bool:
-        if self.num_timesteps // self.every > self._last // self.every:
-            self.run_dir.save_checkpoint(self.model)
-        self._last = self.num_timesteps
-        return True
+        return self.stopped_at is None
 
 
 class RegimeSyncedEvalCallback(EvalCallback):

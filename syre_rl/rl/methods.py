@@ -1,9 +1,10 @@
-"""Plasticity methods as one registry: each turns the plain policy of an algorithm into the method's policy.
+"""Each method of the one registry (:data:`syre_rl.baselines.METHODS`) as the SB3 policy that carries it.
 
-This is the one place a method plugs into model building (:func:`syre_rl.rl.model.build_model`): a method is a
-function ``(algo, preset, policy_kwargs) -> (policy, policy_kwargs)`` that returns the SB3 policy (class or
-alias) and the policy kwargs to use. ``scripts/train_ppo.py`` offers one flag per key (``--syre``, ``--l2``,
-``--l2-init``, ``--shrink-perturb``, ``--cbp``, ``--redo``, ``--ns-adam``), its docstring as the help text.
+This is the one place a method plugs into model building (:func:`syre_rl.rl.model.build_model`):
+:data:`POLICY_CHOICES` maps every registry name to a function ``(algo, preset, policy_kwargs) -> (policy,
+policy_kwargs)`` that returns the SB3 policy (class or alias) and the policy kwargs to use. ``scripts/train_ppo.py``
+offers one flag per name but ``none`` (``--syre``, ``--l2``, ``--l2-init``, ``--shrink-perturb``, ``--cbp``,
+``--redo``, ``--ns-adam``), its docstring as the help text.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from stable_baselines3.common.policies import BasePolicy
 
-from syre_rl.baselines import METHODS as PLASTICITY_METHODS
+from syre_rl import baselines
 from syre_rl.policies import (
     PlasticityActorCriticPolicy,
     PlasticitySACPolicy,
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from syre_rl.rl.agents import AgentPreset
 
 PolicyChoice = tuple[str | type[BasePolicy], dict[str, Any]]
-Method = Callable[[str, "AgentPreset", dict[str, Any]], PolicyChoice]
+PolicyChooser = Callable[[str, "AgentPreset", dict[str, Any]], PolicyChoice]
 
 # The syre policy that replaces each algorithm's MlpPolicy.
 SYRE_POLICIES: dict[str, type[BasePolicy]] = {
@@ -41,7 +42,7 @@ def plain(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> Poli
 
 
 def syre(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> PolicyChoice:
-    """Train with syre: decay toward fixed random anchors (settings: the preset's syre_* fields)."""
+    """Train with syre: decay toward fixed random anchors (settings: the preset's syre group)."""
     return SYRE_POLICIES[algo], {**policy_kwargs, "syre_kwargs": preset.syre_kwargs()}
 
 
@@ -53,8 +54,8 @@ PLASTICITY_POLICIES: dict[str, type[BasePolicy]] = {
 }
 
 
-def competing(name: str) -> Method:
-    """The registry entry of the competing method ``name``, its class's first docstring line as the help."""
+def competing(name: str) -> PolicyChooser:
+    """The policy chooser of the competing method ``name``, its class's first docstring line as the help."""
 
     def method(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> PolicyChoice:
         return PLASTICITY_POLICIES[algo], {
@@ -63,13 +64,13 @@ def competing(name: str) -> Method:
             "method_kwargs": dict(preset.method_kwargs.get(name, {})),
         }
 
-    doc = (PLASTICITY_METHODS[name].__doc__ or name).strip().splitlines()[0]
+    doc = (baselines.METHODS[name].__doc__ or name).strip().splitlines()[0]
     method.__doc__ = doc.replace("%", "%%")  # argparse formats help strings
     return method
 
 
-METHODS: dict[str, Method] = {
-    "none": plain,
-    "syre": syre,
-    **{name: competing(name) for name in PLASTICITY_METHODS},
+# ``none`` is SB3's own policy and ``syre`` the Syre policies (syre settings: the preset's syre group); every
+# other name of the registry is carried by the Plasticity policies.
+POLICY_CHOICES: dict[str, PolicyChooser] = {
+    name: {"none": plain, "syre": syre}.get(name) or competing(name) for name in baselines.METHODS
 }

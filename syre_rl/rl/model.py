@@ -12,7 +12,7 @@ from torch import nn
 
 from syre_rl.envs import make_vec_env
 from syre_rl.rl.agents import AgentPreset, OnPolicyPreset
-from syre_rl.rl.methods import METHODS
+from syre_rl.rl.methods import POLICY_CHOICES
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC}
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -78,7 +78,7 @@ def build_model(
     verbose: int = 0,
 ) -> BaseAlgorithm:
     """A fresh SB3 model of ``algo`` for ``preset``, its policy chosen by ``preset.method``."""
-    policy, kwargs = METHODS[preset.method](algo, preset, policy_kwargs(preset))
+    policy, kwargs = POLICY_CHOICES[preset.method](algo, preset, policy_kwargs(preset))
     return ALGORITHMS[algo](
         policy,
         env,

@@ -1,96 +1,90 @@
-"""A run directory: settings, TensorBoard log, Monitor files, atomic checkpoints and the final model.
-
-runs/<name>/
-  config.json              what the run is (algorithm, preset fields, seed): --resume rebuilds it from here
-  tb/                      TensorBoard event files (one per start; steps continue across resumes)
-  monitor/from-<step>/     Monitor CSVs of each start
-  checkpoints/step_<n>/    model.zip (+ vecnormalize.pkl): written to a temporary folder, then renamed
-  final/                   the same layout, at the end of the run
-"""
+"""An RL run directory (layout: :mod:`syre_rl.runs`): its config, and atomic checkpoints that are never
+written from non-finite weights."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-MODEL_FILE = "model.zip"
-VECNORMALIZE_FILE = "vecnormalize.pkl"
+from syre_rl import runs
+from syre_rl.cli import MAX_SEED, DivergedError
+
 KEEP_CHECKPOINTS = 2
-CONFIG_KEYS = ("algo", "preset_name", "seed", "preset")
+CONFIG_TYPES: dict[str, type] = {"algo": str, "preset_name": str, "seed": int, "preset": dict}
 
 
 class CheckpointError(ValueError):
-    """A checkpoint is missing or cannot be loaded; the message says which and why."""
+    """A checkpoint or config is missing or cannot be loaded; the message says which and why."""
 
 
 class RunDir:
-    """Paths and atomic writes of one run directory.
+    """Paths and atomic writes of one RL run directory.
 
     :param path: the run directory
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.config_file = self.path / "config.json"
-        self.tb_dir = self.path / "tb"
-        self.checkpoint_dir = self.path / "checkpoints"
-        self.final_dir = self.path / "final"
+        self.config_file = self.path / runs.CONFIG
+        self.tb_dir = self.path / runs.TB
+        self.checkpoint_dir = self.path / runs.CHECKPOINTS
+        self.final_dir = self.path / runs.FINAL
 
     def monitor_dir(self, start_step: int) -> Path:
-        """Monitor files of the start at ``start_step`` (Monitor truncates existing files, so one folder each)."""
-        return self.path / "monitor" / f"from-{start_step}"
+        """Monitor files of the environments started at ``start_step`` (Monitor truncates files: one folder each)."""
+        return self.path / runs.MONITOR / f"from-{start_step}"
 
     # ---------------------------------------------------------------------------------------- config
     def write_config(self, config: dict[str, Any]) -> None:
-        """Write ``config`` (with :data:`CONFIG_KEYS`) atomically."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(self.config_file, json.dumps(config, indent=2, sort_keys=True) + "\n")
+        """Mark the directory as an RL run and write ``config`` (keys :data:`CONFIG_TYPES`) atomically."""
+        runs.write_marker(self.path, "rl")
+        runs.atomic_write_text(self.config_file, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     def read_config(self) -> dict[str, Any]:
+        """The run's config, with every key present and of the right type (else :class:`CheckpointError`)."""
         if not self.config_file.is_file():
             raise CheckpointError(f"{self.path} is not a run directory (no config.json); nothing to resume")
         try:
             config = json.loads(self.config_file.read_text())
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise CheckpointError(f"{self.config_file} is corrupt ({err})") from None
-        missing = [key for key in CONFIG_KEYS if key not in config]
+        if not isinstance(config, dict):
+            raise CheckpointError(f"{self.config_file} is corrupt (not a mapping)")
+        missing = [key for key in CONFIG_TYPES if key not in config]
         if missing:
             raise CheckpointError(f"{self.config_file} is corrupt (no {', '.join(missing)})")
+        for key, kind in CONFIG_TYPES.items():
+            if not isinstance(config[key], kind) or isinstance(config[key], bool):
+                raise CheckpointError(
+                    f"{self.config_file} is corrupt: {key} must be a {kind.__name__}, got {config[key]!r}"
+                )
+        if not 0 <= config["seed"] <= MAX_SEED:
+            raise CheckpointError(f"{self.config_file} is corrupt: seed {config['seed']} out of range")
         return config
-
-    def is_run(self) -> bool:
-        """Whether ``path`` holds a run (so that ``--force`` may delete it)."""
-        return self.config_file.is_file()
 
     # ----------------------------------------------------------------------------------- checkpoints
     def save_checkpoint(self, model: BaseAlgorithm, folder: Path | None = None) -> Path:
         """Save ``model`` (and its VecNormalize statistics) as ``checkpoints/step_<n>`` or ``folder``.
 
         The files are written to a temporary folder beside the target and renamed into place, so a crash
-        leaves either the old checkpoint or the new one, never half of one. Older step checkpoints beyond
-        the last :data:`KEEP_CHECKPOINTS` are removed.
+        leaves either the old checkpoint or the new one, never half of one. Non-finite weights raise
+        :class:`DivergedError` before anything is written. Step checkpoints beyond the last
+        :data:`KEEP_CHECKPOINTS` are removed.
         """
+        check_finite(model)
         target = folder or self.checkpoint_dir / f"step_{model.num_timesteps:012d}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-        model.save(tmp / MODEL_FILE)
+        tmp = runs.temporary_dir(target.parent, target.name)
+        model.save(tmp / runs.MODEL_FILE)
         venv = model.get_vec_normalize_env()
         if venv is not None:
-            venv.save(str(tmp / VECNORMALIZE_FILE))
-        if target.exists():  # same step saved twice (or a new final): swap, then drop the old one
-            old = Path(tempfile.mkdtemp(prefix=f".old-{target.name}-", dir=target.parent))
-            os.replace(target, old / target.name)
-            os.replace(tmp, target)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, target)
+            venv.save(str(tmp / runs.VECNORMALIZE_FILE))
+        runs.replace_dir(tmp, target)
         if folder is None:
             for stale in self.checkpoints()[:-KEEP_CHECKPOINTS]:
                 shutil.rmtree(stale, ignore_errors=True)
@@ -109,6 +103,21 @@ class RunDir:
         return found[-1]
 
 
+def check_finite(model: BaseAlgorithm) -> None:
+    """Raise :class:`DivergedError` naming the first policy tensor (weight or buffer) that is not finite."""
+    for name, tensor in model.policy.state_dict().items():
+        if (
+            isinstance(tensor, torch.Tensor)
+            and tensor.is_floating_point()
+            and not bool(tensor.isfinite().all())
+        ):
+            raise DivergedError(f"training diverged at step {model.num_timesteps:,}: {name} is not finite")
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    return int(checkpoint.name.removeprefix("step_"))
+
+
 def load_checkpoint(
     algo_class: type[BaseAlgorithm], checkpoint: Path, venv: VecEnv, device: str = "auto"
 ) -> BaseAlgorithm:
@@ -117,9 +126,9 @@ def load_checkpoint(
     Any failure (missing file, truncated zip, wrong algorithm, mismatched anchors) becomes one
     :class:`CheckpointError` that names the checkpoint.
     """
-    model_file = checkpoint / MODEL_FILE
+    model_file = checkpoint / runs.MODEL_FILE
     if not model_file.is_file():
-        raise CheckpointError(f"checkpoint {checkpoint} has no {MODEL_FILE}")
+        raise CheckpointError(f"checkpoint {checkpoint} has no {runs.MODEL_FILE}")
     try:
         return algo_class.load(model_file, env=restore_normalization(checkpoint, venv), device=device)
     except Exception as err:  # SB3 and pickle raise many types for a damaged file; all mean the same here
@@ -129,13 +138,7 @@ def load_checkpoint(
 
 def restore_normalization(checkpoint: Path, venv: VecEnv) -> VecEnv:
     """``venv`` with the checkpoint's VecNormalize statistics (replacing ``venv``'s own), if it saved any."""
-    if not (checkpoint / VECNORMALIZE_FILE).is_file():
+    if not (checkpoint / runs.VECNORMALIZE_FILE).is_file():
         return venv
     inner = venv.venv if isinstance(venv, VecNormalize) else venv
-    return VecNormalize.load(str(checkpoint / VECNORMALIZE_FILE), inner)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    return VecNormalize.load(str(checkpoint / runs.VECNORMALIZE_FILE), inner)

@@ -125,8 +125,9 @@ class _ContinualMnist(Experiment):
         self.x = kumar_pixels(data.x * data.std + data.mean)  # [60000, 784]
         self.y = data.y
         self.model = MLP(784, cfg.hidden, 10, member_generators(self.seeds))
+        # Tensors, not Python numbers: a graphed step (train's step="graph") replays tensor updates only.
         self._correct = torch.zeros(len(self.members), device=device)
-        self._seen = 0
+        self._seen = torch.zeros((), device=device)
 
     def stages(self) -> list[Stage]:
         return [Stage(t, t, 0) for t in range(self.cfg.tasks)]
@@ -151,10 +152,10 @@ class _ContinualMnist(Experiment):
 
     def _start_online(self) -> None:
         self._correct.zero_()
-        self._seen = 0
+        self._seen.zero_()
 
     def _online_accuracy(self) -> list[float]:
-        return (self._correct / max(self._seen, 1)).tolist()
+        return (self._correct / self._seen.clamp(min=1)).tolist()
 
 
 class KumarPermutedMnist(_ContinualMnist):

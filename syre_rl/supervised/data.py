@@ -232,7 +232,7 @@ def epoch_order(n: int, seeds: Sequence[int], epoch: int, device: torch.device |
     """One permutation of ``range(n)`` per seed, ``[len(seeds), n]``, drawn on ``device``.
 
     The order depends only on ``(seed, epoch)``, so a resumed run sees the batches it would have seen, and
-    members that share a seed (vanilla and syre of one seed) see the same batches.
+    members that share a seed (none and syre of one seed) see the same batches.
     """
     rows = []
     for seed in seeds:

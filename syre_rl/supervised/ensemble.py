@@ -9,7 +9,8 @@ larger kernels (design notes, section 8).
 
 Weight decay and syre differ per member (a weight-decay sweep is ``E`` strengths), so :func:`member_decay` builds
 one :class:`syre_rl.core.Syre` with a given per-element ``D`` (``gamma_e`` on member ``e``'s slice) and given
-anchors (``sigma0_e * theta0``, one anchor per member, fan-in of the member's layer, not of the stack).
+anchors (``sigma0_e * theta0_e``, drawn from member ``e``'s seed, fan-in of the member's layer, not of the stack).
+Stacked layers say ``stacked = True``: the competing methods of :mod:`syre_rl.baselines` then act per member.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from syre_rl.core import Syre
+from syre_rl.supervised.data import mix_seed
 
 __all__ = [
     "StackedConv2d",
     "StackedDropout",
     "StackedLinear",
+    "member_anchor",
     "member_decay",
     "member_generators",
     "stacked_fan_in",
@@ -50,6 +53,8 @@ class StackedLinear(nn.Module):
 
     :param generators: one per member (see :func:`member_generators`); initialised like ``nn.Linear``.
     """
+
+    stacked = True  # weights [members, ...]: the methods of syre_rl.baselines act on each member on its own
 
     def __init__(self, in_features: int, out_features: int, generators: Sequence[torch.Generator]) -> None:
         super().__init__()
@@ -84,6 +89,8 @@ class StackedConv2d(nn.Module):
 
     ``weight`` is ``[E, out, in, k, k]`` (member-major, so ``view(E * out, in, k, k)`` is free).
     """
+
+    stacked = True
 
     def __init__(
         self,
@@ -150,53 +157,76 @@ def stacked_fan_in(model: nn.Module) -> dict[str, int]:
     return fan_in
 
 
+def member_anchor(seed: int, name: str, shape: Sequence[int], std: float) -> Tensor:
+    """Member ``seed``'s unit anchor of the tensor ``name`` (one member's slice, ``shape``): ``N(0, std^2)`` drawn on
+    the CPU from the seed and the name only, so a member's anchor does not depend on the stack it sits in."""
+    gen = torch.Generator().manual_seed(mix_seed(seed, name, "anchor"))
+    return torch.randn(tuple(shape), generator=gen, dtype=torch.float64).mul_(std)
+
+
 def member_decay(
     model: nn.Module,
     gamma: Sequence[float],
     sigma0: Sequence[float],
     *,
+    seeds: Sequence[int],
+    initial: Sequence[bool] | None = None,
     mode: str = "coupled",
     include: str | Iterable[str] | None = None,
     exclude: str | Iterable[str] | None = None,
-    seed: int = 0,
 ) -> Syre:
     """Per-member weight decay toward per-member anchors: one :class:`Syre` whose given ``D`` and anchors hold
     every member's settings, so the decay step is core's own.
 
-    Member ``e`` of each selected tensor is decayed toward ``sigma0_e * theta0`` with strength ``gamma_e``
-    (``sigma0_e = 0``: plain weight decay; ``gamma_e = 0``: none; both positive: syre). That is ``Syre(gamma=1)``
-    with ``D = gamma_e`` and anchors ``sigma0_e * theta0`` on member ``e``'s slice. ``theta0`` is drawn by a
-    unit-scale Syre (std ``1 / sqrt(fan_in)`` of the member's layer, see :func:`stacked_fan_in`) from ``seed``.
-    Anchors and ``D`` are buffers of the returned module (checkpoint its ``state_dict``).
+    Member ``e`` of each selected tensor is decayed with strength ``gamma_e`` toward ``sigma0_e * theta0_e``
+    (``sigma0_e = 0``: plain weight decay; ``gamma_e = 0``: none; both positive: syre), or toward its own
+    current (initial) weights where ``initial[e]`` (L2-Init). That is ``Syre(gamma=1)`` with ``D = gamma_e`` and
+    those anchors on member ``e``'s slice. ``theta0_e`` has std ``1 / sqrt(fan_in)`` of the member's layer (see
+    :func:`stacked_fan_in`) and is drawn from member ``e``'s seed and the tensor's name only
+    (:func:`member_anchor`): member ``e`` of a stack gets the anchors it gets trained alone. Anchors and ``D`` are
+    buffers of the returned module (checkpoint its ``state_dict``).
 
     :param model: the stacked model; every selected tensor has the members as its leading dimension
         (member-major, so a batch norm's ``[E * C]`` counts too).
     :param gamma: per-member decay strength, ``[E]``.
     :param sigma0: per-member anchor scale, ``[E]``.
+    :param seeds: per-member seed of the anchors, ``[E]`` (the member's own seed).
+    :param initial: per-member flag: decay toward the member's weights as they are now (L2-Init).
     :param mode: Syre's ``mode``: ``"coupled"`` (``Adam(weight_decay=)``) or ``"decoupled"`` (AdamW).
     :param include: glob patterns of parameter names to decay (Syre's ``include``), e.g. ``"encoder.*"``.
     :param exclude: glob patterns of parameter names to leave alone.
-    :param seed: seed of the anchors.
     """
-    if len(gamma) != len(sigma0):
-        raise ValueError(f"gamma and sigma0 need one value per member, got {len(gamma)} and {len(sigma0)}")
     members = len(gamma)
-    options: dict[str, Any] = {"include": include, "exclude": exclude, "seed": seed}
-    # With seed storage nothing is drawn until asked, so a first Syre only tells which tensors are selected.
-    selected = set(Syre(model, gamma=0.0, anchor_storage="seed", **options).param_names)
-    fan_in = {n: f for n, f in stacked_fan_in(model).items() if n in selected}
-    unit = Syre(model, gamma=0.0, sigma0=1.0, fan_in=fan_in, anchor_storage="seed", **options)
+    initial = list(initial) if initial is not None else [False] * members
+    if not len(sigma0) == len(seeds) == len(initial) == members:
+        raise ValueError(
+            f"gamma, sigma0, seeds and initial need one value per member, got {len(gamma)}, {len(sigma0)}, "
+            f"{len(seeds)} and {len(initial)}"
+        )
+    options: dict[str, Any] = {"include": include, "exclude": exclude}
+    # With seed storage nothing is drawn, so a first Syre only tells which tensors are selected.
+    selected = Syre(model, gamma=0.0, anchor_storage="seed", seed=0, **options).param_names
+    params = dict(model.named_parameters())
+    fan_in = stacked_fan_in(model)
     anchors, diagonals = {}, {}
-    for name, theta0 in unit.anchors.items():
-        if theta0.shape[0] % members:
+    for name in selected:
+        param = params[name].detach()
+        if param.shape[0] % members:
             raise ValueError(
-                f"parameter {name!r} of shape {tuple(theta0.shape)} is not stacked over {members} members"
+                f"parameter {name!r} of shape {tuple(param.shape)} is not stacked over {members} members"
             )
-        # float64 here, cast to the parameter's dtype by Syre: a float64 model gets exact strengths.
-        per_member = theta0.double().view(members, -1)
-        column = {"dtype": torch.float64, "device": theta0.device}
-        scale = torch.tensor(list(sigma0), **column).view(-1, 1)
+        per_member = param.double().reshape(
+            members, -1
+        )  # float64 here, cast to the parameter's dtype by Syre
+        std = 1 / math.sqrt(fan_in.get(name, 1))
+        rows = [
+            per_member[e].clone()
+            if initial[e]
+            else member_anchor(seeds[e], name, (per_member.shape[1],), std).to(param.device).mul_(sigma0[e])
+            for e in range(members)
+        ]
+        column = {"dtype": torch.float64, "device": param.device}
         strength = torch.tensor(list(gamma), **column).view(-1, 1)
-        anchors[name] = (per_member * scale).view(theta0.shape)
-        diagonals[name] = strength.expand_as(per_member).reshape(theta0.shape)
-    return Syre(model, gamma=1.0, mode=mode, anchors=anchors, diagonals=diagonals, **options)
+        anchors[name] = torch.stack(rows).view(param.shape)
+        diagonals[name] = strength.expand_as(per_member).reshape(param.shape)
+    return Syre(model, gamma=1.0, mode=mode, anchors=anchors, diagonals=diagonals, seed=0, **options)

@@ -20,7 +20,7 @@ from syre_rl.plasticity.metrics import (
     dead_fraction,
     effective_rank,
     low_rank_fraction,
-    stable_rank,
+    srank_fraction,
     weight_symmetry,
 )
 from syre_rl.supervised.continual import CONTINUAL
@@ -47,7 +47,7 @@ def _per_member(hidden: list[Tensor], prefix: str) -> dict[str, list[float]]:
     for layer, acts in enumerate(hidden):
         acts = acts.float()
         out[f"{prefix}effective_rank/layer{layer}"] = [effective_rank(a) for a in acts]
-        out[f"{prefix}stable_rank/layer{layer}"] = [stable_rank(a) for a in acts]
+        out[f"{prefix}srank_fraction/layer{layer}"] = [srank_fraction(a) for a in acts]
         out[f"{prefix}dead_fraction/layer{layer}"] = [dead_fraction(a) for a in acts]
     return out
 
@@ -190,7 +190,7 @@ class Classifier(Experiment):
 
 
 class MnistFcnWd(Classifier):
-    """4x300 ReLU FCN on MNIST swept over weight decay (wd, syre) and dropout: accuracy and rank per layer."""
+    """4x300 ReLU FCN on MNIST swept over weight decay (l2, syre) and dropout: accuracy and rank per layer."""
 
     name = "mnist-fcn-wd"
     schema = MnistFcnPreset
@@ -204,7 +204,7 @@ class MnistFcnWd(Classifier):
 
 
 class MnistCnn(Classifier):
-    """Small CNN on MNIST: accuracy and the rank of its hidden layers, vanilla vs syre."""
+    """Small CNN on MNIST: accuracy and the rank of its hidden layers, none vs l2 vs syre."""
 
     name = "mnist-cnn"
 
@@ -276,7 +276,7 @@ class BetaVaePreset(SupervisedPreset):
 
 
 class BetaVae(Classifier):
-    """beta-VAE on Fashion-MNIST, decay (wd or syre) on the encoder only: the rank of the encoder's mean,
+    """beta-VAE on Fashion-MNIST, decay (l2 or syre) on the encoder only: the rank of the encoder's mean,
     active latent units (variance of the mean over the data > threshold; Burda et al.) and reconstruction."""
 
     name = "beta-vae"

@@ -1,16 +1,20 @@
-"""Which training method each member of a stacked run uses: the one place where a method is chosen.
+"""Which method each member of a stacked run uses: the one place where a supervised member's method is chosen.
 
-A run compares methods side by side in one batched model, so a method is a rule that turns the sweep values of
-a preset (weight decays, anchor scales, dropout rates) into members, each with its own settings. Methods that
-only change the per-member decay (vanilla, weight decay, syre) or the forward pass (dropout) mix freely in one
-run.
+A run compares methods side by side in one batched model. Method names are those of the one registry
+(:data:`syre_rl.baselines.METHOD_NAMES`); :data:`MEMBER_RULES` turns the sweep values of a preset (weight
+decays, anchor scales, dropout rates) and the methods' settings (``method_kwargs``) into members, each with its
+own settings and seed. Every method mixes freely with every other in one run:
 
-The competing methods of :mod:`syre_rl.baselines` that work on any parameters (:data:`HOOK_METHODS`: L2-Init,
-Shrink & Perturb) act through optimizer hooks on whole tensors, hence on every member of the stacked model at
-once. A run that uses one of them therefore uses it alone: all its members (one per seed) are that method, and a
-comparison with vanilla or syre is a second run with the same seed (same initial weights and batch order per
-member seed: paired). CBP and ReDo reset units of ``nn.Linear`` layers found through activation modules; the
-stacked layers keep ``[E, in, out]`` weights, so they are not available here (see docs/supervised.md).
+- ``none``, ``l2`` (swept over ``weight_decay``), ``syre`` (``weight_decay`` x ``sigma0``) and ``l2-init``
+  (``method_kwargs['l2-init']['weight_decay']``) are one per-member decay (:func:`member_decay`: strength and
+  anchor per member, anchors from each member's own seed);
+- ``dropout`` (swept over ``dropout``) changes the forward pass;
+- ``shrink-perturb``, ``cbp`` and ``redo`` are the :mod:`syre_rl.baselines` classes acting on their members of the
+  stacked layers only, each member with its own utilities, counters and generator (seeded by the member's seed);
+  their coupled weight decay (the ``weight_decay`` setting) joins the per-member decay.
+
+Member ``e`` of a stack therefore trains exactly as the same method and seed trained alone. ``ns-adam`` is an
+optimizer setting shared by all members: set the preset's ``adam_betas: [0.99, 0.99]`` instead.
 """
 
 from __future__ import annotations
@@ -24,23 +28,40 @@ import torch
 from torch import nn
 
 from syre_rl import baselines
+from syre_rl.supervised.data import mix_seed
 from syre_rl.supervised.ensemble import member_decay
+from syre_rl.supervised.models import stacked_hidden_layers
 
-__all__ = ["HOOK_METHODS", "METHODS", "Member", "attach_methods", "build_members", "check_methods"]
+__all__ = [
+    "MEMBER_RULES",
+    "UNIT_METHODS",
+    "Member",
+    "attach_methods",
+    "build_members",
+    "check_methods",
+    "method_metrics",
+    "method_seed",
+    "method_weight_decay",
+    "on_task_change",
+]
 
-# Methods of syre_rl.baselines that act on whole tensors (every member of the stacked model): a run of their own.
-HOOK_METHODS = ("l2-init", "shrink-perturb")
-# Methods of syre_rl.baselines that need the unstacked layer layout.
-UNSTACKED_ONLY = ("cbp", "redo")
+# Methods of syre_rl.baselines built per run, acting on their members' slices of the stacked layers.
+UNIT_METHODS = ("shrink-perturb", "cbp", "redo")
+# Settings the pipeline gives those methods itself.
+_PIPELINE_SETTINGS = ("layers", "members", "seed")
+# Methods whose settings come from method_kwargs (the others' from the preset's sweep fields).
+_CONFIGURED = ("l2-init", *UNIT_METHODS)
 
 
 @dataclass(frozen=True)
 class Member:
     """One network of a stacked run.
 
-    :param method: a key of :data:`METHODS`.
-    :param seed: initial weights and batch order (members sharing a seed share both: paired comparisons).
-    :param weight_decay: decay strength ``gamma`` (toward 0 for ``wd``, toward the anchor for ``syre``).
+    :param method: a name of :data:`MEMBER_RULES` (the registry's names).
+    :param seed: initial weights, batch order, anchors and the method's random draws (members sharing a seed
+        share all of them: paired comparisons).
+    :param weight_decay: coupled decay strength ``gamma`` (toward 0, the anchor for ``syre``, the initial
+        weights for ``l2-init``; a competing method's own weight decay).
     :param sigma0: anchor scale (0 unless ``syre``).
     :param dropout: dropout rate after each hidden layer (0 unless ``dropout``).
     """
@@ -54,7 +75,7 @@ class Member:
     @property
     def name(self) -> str:
         parts = [self.method]
-        if self.method in ("wd", "syre"):
+        if self.method in ("l2", "syre"):
             parts.append(f"wd{self.weight_decay:g}")
         if self.method == "syre":
             parts.append(f"s{self.sigma0:g}")
@@ -65,65 +86,78 @@ class Member:
 
 @dataclass(frozen=True)
 class Sweep:
-    """The values a preset sweeps over; each method takes the ones it uses."""
+    """The values a preset sweeps over and the methods' settings; each method takes what it uses."""
 
     weight_decay: Sequence[float]
     sigma0: Sequence[float]
     dropout: Sequence[float]
+    method_kwargs: Mapping[str, Mapping[str, Any]]
 
 
-METHODS: dict[str, Callable[[Sweep, int], list[Member]]] = {
-    "vanilla": lambda s, seed: [Member("vanilla", seed)],
-    "wd": lambda s, seed: [Member("wd", seed, weight_decay=wd) for wd in s.weight_decay],
+def method_weight_decay(name: str, method_kwargs: Mapping[str, Mapping[str, Any]]) -> float:
+    """The coupled weight decay of method ``name``: its ``method_kwargs`` setting, else its class default (0
+    for Shrink & Perturb's boundary form, which shrinks only at task boundaries)."""
+    kwargs = method_kwargs.get(name, {})
+    if name == "shrink-perturb" and kwargs.get("form", "continual") == "boundary":
+        return 0.0
+    if "weight_decay" in kwargs:
+        return float(kwargs["weight_decay"])
+    return float(inspect.signature(baselines.METHODS[name]).parameters["weight_decay"].default)
+
+
+def _configured(name: str) -> Callable[[Sweep, int], list[Member]]:
+    return lambda s, seed: [Member(name, seed, weight_decay=method_weight_decay(name, s.method_kwargs))]
+
+
+MEMBER_RULES: dict[str, Callable[[Sweep, int], list[Member]]] = {
+    "none": lambda s, seed: [Member("none", seed)],
+    "l2": lambda s, seed: [Member("l2", seed, weight_decay=wd) for wd in s.weight_decay],
     "syre": lambda s, seed: [
         Member("syre", seed, weight_decay=wd, sigma0=s0) for wd in s.weight_decay for s0 in s.sigma0
     ],
     "dropout": lambda s, seed: [Member("dropout", seed, dropout=p) for p in s.dropout],
-    # Settings come from the preset's method_kwargs, not from the sweep: one setting per run.
-    "l2-init": lambda s, seed: [Member("l2-init", seed)],
-    "shrink-perturb": lambda s, seed: [Member("shrink-perturb", seed)],
+    **{name: _configured(name) for name in _CONFIGURED},
 }
+
+
+def _check_value(name: str, key: str, value: Any, default: Any) -> None:
+    """A setting must have its default's type (numbers for settings whose default is ``None``)."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif key in ("include", "exclude"):
+        ok = isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+    else:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok:
+        raise ValueError(f"field 'method_kwargs': {name}.{key} has the wrong type: {value!r}")
 
 
 def check_methods(methods: Sequence[str], method_kwargs: Mapping[str, Mapping[str, Any]]) -> None:
     """Raise ``ValueError`` (naming the preset field) for methods or method settings a run cannot use."""
-    unavailable = [m for m in methods if m in UNSTACKED_ONLY]
-    if unavailable:
+    if "ns-adam" in methods:
         raise ValueError(
-            f"field 'methods': {', '.join(unavailable)} are not available for the stacked model (they reset units "
-            "of nn.Linear layers found through activation modules; see docs/supervised.md)"
+            "field 'methods': ns-adam is an optimizer setting shared by all members; set adam_betas: [0.99, 0.99]"
         )
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in MEMBER_RULES]
     if unknown or not methods:
         raise ValueError(
-            f"field 'methods': unknown {unknown or 'empty list'}; choose from {', '.join(METHODS)}"
+            f"field 'methods': unknown {unknown or 'empty list'}; choose from {', '.join(MEMBER_RULES)}"
         )
-    hooks = [m for m in methods if m in HOOK_METHODS]
-    if hooks and len(set(methods)) > 1:
-        raise ValueError(
-            f"field 'methods': {hooks[0]} acts on every member of the stacked model, so it must be a run's only "
-            f"method, got {list(methods)}; run it as its own run (the same seed gives paired members)"
-        )
-    for name, kwargs in method_kwargs.items():
-        if name not in HOOK_METHODS:
-            raise ValueError(f"field 'method_kwargs': {name!r} is not one of {', '.join(HOOK_METHODS)}")
-        if not isinstance(kwargs, Mapping):
-            raise ValueError(f"field 'method_kwargs': {name} needs a mapping of settings, got {kwargs!r}")
-        accepted = [
-            p.name
-            for p in inspect.signature(baselines.METHODS[name]).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY
-        ]
-        unknown = sorted(set(kwargs) - set(accepted))
-        if unknown:
+    for name in method_kwargs:
+        if name not in _CONFIGURED:
             raise ValueError(
-                f"field 'method_kwargs': {name} has no setting {', '.join(unknown)}; it takes {', '.join(accepted)}"
+                f"field 'method_kwargs': {name!r} takes no settings here (choose from {', '.join(_CONFIGURED)}; "
+                "l2 and syre take the weight_decay and sigma0 fields)"
             )
+    baselines.check_method_kwargs(method_kwargs, exclude=_PIPELINE_SETTINGS)
+    for name, kwargs in method_kwargs.items():
+        parameters = inspect.signature(baselines.METHODS[name]).parameters
         for key, value in kwargs.items():
-            if key not in ("include", "exclude") and (
-                isinstance(value, bool) or not isinstance(value, (int, float))
-            ):
-                raise ValueError(f"field 'method_kwargs': {name}.{key} must be a number, got {value!r}")
+            _check_value(name, key, value, parameters[key].default)
+        if name == "shrink-perturb" and kwargs.get("form", "continual") not in baselines.ShrinkPerturb.FORMS:
+            raise ValueError("field 'method_kwargs': shrink-perturb.form must be one of continual, boundary")
 
 
 def build_members(
@@ -132,16 +166,23 @@ def build_members(
     weight_decay: Sequence[float],
     sigma0: Sequence[float],
     dropout: Sequence[float],
+    method_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Member]:
     """All members of a run: for each method, each of its sweep settings, each seed."""
-    check_methods(methods, {})
-    sweep = Sweep(weight_decay, sigma0, dropout)
-    members = [member for method in methods for seed in seeds for member in METHODS[method](sweep, seed)]
+    method_kwargs = method_kwargs or {}
+    check_methods(methods, method_kwargs)
+    sweep = Sweep(weight_decay, sigma0, dropout, method_kwargs)
+    members = [member for method in methods for seed in seeds for member in MEMBER_RULES[method](sweep, seed)]
     if not members:
         raise ValueError(
             "the methods and sweep values give no members (an empty weight_decay or dropout list?)"
         )
     return members
+
+
+def method_seed(member: Member, name: str) -> int:
+    """The seed of member's random draws in method ``name``: its own seed's, whatever the stack."""
+    return mix_seed(member.seed, name, "method")
 
 
 def attach_methods(
@@ -151,28 +192,56 @@ def attach_methods(
     *,
     decay_mode: str,
     include: str | Sequence[str] | None,
-    anchor_seed: int,
     method_kwargs: Mapping[str, Mapping[str, Any]],
 ) -> nn.ModuleDict:
     """Register every member's method on the run's model and optimizer.
 
-    Returns what holds the methods' state (anchors, ``D``, random state), to checkpoint with the model:
-    ``"decay"`` (the per-member decay, a :class:`syre_rl.core.Syre`) when a member decays, and the run's hook
-    method under its name. Build it before training: L2-Init anchors the weights it sees.
+    Returns what holds the methods' state (anchors, ``D``, utilities, random state), to checkpoint with the
+    model: ``"decay"`` (the per-member decay, a :class:`syre_rl.core.Syre`) when a member decays, and each of
+    :data:`UNIT_METHODS` in use under its name. Build it before training: L2-Init anchors the weights it sees.
     """
     attached = nn.ModuleDict()
     gamma = [m.weight_decay for m in members]
     if any(gamma):
-        sigma0 = [m.sigma0 for m in members]
         attached["decay"] = member_decay(
-            model, gamma, sigma0, mode=decay_mode, include=include, seed=anchor_seed
+            model,
+            gamma,
+            [m.sigma0 for m in members],
+            seeds=[m.seed for m in members],
+            initial=[m.method == "l2-init" for m in members],
+            mode=decay_mode,
+            include=include,
         )
         attached["decay"].attach(optimizer)
-    for name in dict.fromkeys(m.method for m in members if m.method in HOOK_METHODS):
-        kwargs = dict(method_kwargs.get(name, {}))
-        if issubclass(baselines.METHODS[name], baselines.SeededMethod):
-            kwargs.setdefault(
-                "seed", anchor_seed
-            )  # seeded by the run: building it draws from no global generator
-        attached[name] = baselines.make_method(name, model, optimizer, **kwargs)
+    for name in UNIT_METHODS:
+        index = [e for e, m in enumerate(members) if m.method == name]
+        if not index:
+            continue
+        kwargs: dict[str, Any] = {**method_kwargs.get(name, {}), "weight_decay": 0.0}  # decay: above
+        if name != "shrink-perturb":
+            kwargs["layers"] = stacked_hidden_layers(model)
+        seeds = [method_seed(members[e], name) for e in index]
+        attached[name] = baselines.make_method(name, model, optimizer, members=index, seed=seeds, **kwargs)
     return attached
+
+
+def method_metrics(methods: nn.ModuleDict, members: int) -> dict[str, list[float]]:
+    """Per-member counts of the unit-resetting methods so far: ``methods/replaced_units`` (CBP) and
+    ``methods/reset_units`` (ReDo), summed over layers; 0 for members of other methods."""
+    out: dict[str, list[float]] = {}
+    for name, key, counts in (("cbp", "replaced_units", "replaced"), ("redo", "reset_units", "resets")):
+        if name not in methods:
+            continue
+        method = methods[name]
+        values = [0.0] * members
+        for k, e in enumerate(method.members):
+            values[e] = float(sum(layer[k] for layer in getattr(method, counts)))
+        out[f"methods/{key}"] = values
+    return out
+
+
+def on_task_change(methods: nn.ModuleDict) -> None:
+    """Tell every attached method that a new task starts (Shrink & Perturb's boundary form acts then)."""
+    for method in methods.values():
+        if isinstance(method, baselines.PlasticityMethod):
+            method.on_task_change()

@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from syre_rl.plasticity.activations import HiddenLayer
 from syre_rl.supervised.ensemble import StackedConv2d, StackedDropout, StackedLinear
 
-__all__ = ["CNN", "MLP", "BetaVAE", "ResNet18", "from_grouped", "to_grouped"]
+__all__ = ["CNN", "MLP", "BetaVAE", "ResNet18", "from_grouped", "stacked_hidden_layers", "to_grouped"]
 
 
 def to_grouped(x: Tensor) -> Tensor:
@@ -54,16 +55,26 @@ class MLP(nn.Module):
         self.layers = nn.ModuleList(
             StackedLinear(a, b, generators) for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
+        # One ReLU module per hidden layer: CBP and ReDo read the units' activations through its forward hook.
+        self.activations = nn.ModuleList(nn.ReLU() for _ in hidden)
         self.dropout = (
             StackedDropout(dropout) if dropout is not None and any(p > 0 for p in dropout) else None
         )
 
     def forward(self, x: Tensor, hidden: list[Tensor] | None = None) -> Tensor:
-        for layer in self.layers[:-1]:
-            x = _record(hidden, F.relu(layer(x)))
+        for layer, activation in zip(self.layers[:-1], self.activations, strict=True):
+            x = _record(hidden, activation(layer(x)))
             if self.dropout is not None:
                 x = self.dropout(x)
         return self.layers[-1](x)
+
+    def hidden_layers(self, prefix: str = "") -> list[HiddenLayer]:
+        """Each hidden layer's units: computed by ``layers[i]``, output by ``activations[i]``, read by
+        ``layers[i + 1]``."""
+        return [
+            HiddenLayer(f"{prefix}{i}", self.layers[i], self.activations[i], (self.layers[i + 1],))
+            for i in range(len(self.activations))
+        ]
 
     def member(self, e: int) -> nn.Sequential:
         """Member ``e`` as a plain ``nn.Sequential`` of ``nn.Linear`` and ``nn.ReLU`` (a copy, no dropout)."""
@@ -84,13 +95,18 @@ class CNN(nn.Module):
         self.conv1 = StackedConv2d(in_channels, 32, 5, generators)
         self.conv2 = StackedConv2d(32, 64, 5, generators)
         self.fc1 = StackedLinear(64 * 4 * 4, 128, generators)
+        self.fc1_activation = nn.ReLU()
         self.fc2 = StackedLinear(128, num_classes, generators)
 
     def forward(self, x: Tensor, hidden: list[Tensor] | None = None) -> Tensor:
         x = F.max_pool2d(F.relu(self.conv1(to_grouped(x))), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
         x = _record(hidden, from_grouped(x, self.members))
-        return self.fc2(_record(hidden, F.relu(self.fc1(x))))
+        return self.fc2(_record(hidden, self.fc1_activation(self.fc1(x))))
+
+    def hidden_layers(self, prefix: str = "") -> list[HiddenLayer]:
+        """The fully connected hidden layer (CBP and ReDo do not act on convolution channels)."""
+        return [HiddenLayer(f"{prefix}fc1", self.fc1, self.fc1_activation, (self.fc2,))]
 
 
 class _BasicBlock(nn.Module):
@@ -165,3 +181,18 @@ class BetaVAE(nn.Module):
         _record(hidden, mu)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
         return self.decoder(z), mu, logvar
+
+
+def stacked_hidden_layers(model: nn.Module) -> list[HiddenLayer]:
+    """Every fully connected hidden layer of a stacked model (of each :class:`MLP` and :class:`CNN` in it), for
+    CBP and ReDo; raises ``ValueError`` when there is none."""
+    layers = []
+    for name, module in model.named_modules():
+        if isinstance(module, (MLP, CNN)):
+            layers += module.hidden_layers(f"{name}." if name else "")
+    if not layers:
+        raise ValueError(
+            f"{type(model).__name__} has no stacked fully connected hidden layers for cbp or redo "
+            "(they act on the MLP and CNN models' fully connected layers)"
+        )
+    return layers

@@ -1,17 +1,38 @@
 """Tables (Markdown) and figures (PNG) from a run's ``results.json``.
 
-python -m syre_rl.supervised.report runs/permuted-mnist docs/results/supervised/permuted-mnist
+python scripts/report.py runs/permuted-mnist docs/results/supervised/permuted-mnist
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_report"]
+from syre_rl.runs import RESULTS
+
+__all__ = ["LEGACY_METRICS", "LEGACY_NAMES", "upgrade_results", "write_report"]
+
+# Method names of results written before the one registry (docs/methods.md): old name -> registry name.
+LEGACY_NAMES = {"vanilla": "none", "wd": "l2"}
+# Metric names of results written before the measurements were named for what they compute.
+LEGACY_METRICS = {"stable_rank": "srank_fraction"}
+
+
+def upgrade_results(results: dict[str, Any]) -> dict[str, Any]:
+    """Results written under the old names, read under today's (members' methods and metric keys); in place."""
+    for member in results.get("members", []):
+        member["method"] = LEGACY_NAMES.get(member["method"], member["method"])
+        old = member["name"].split("_", 1)
+        if old[0] in LEGACY_NAMES:
+            member["name"] = "_".join([LEGACY_NAMES[old[0]], *old[1:]])
+    for entry in results.get("history", []):
+        entry["metrics"] = {
+            "/".join(LEGACY_METRICS.get(part, part) for part in key.split("/")): value
+            for key, value in entry["metrics"].items()
+        }
+    return results
 
 
 def _final(results: dict[str, Any]) -> dict[str, list[float]]:
@@ -32,19 +53,19 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def _members_table(results: dict[str, Any]) -> str:
-    """One row per member: accuracy, then effective rank, stable rank and dead share of each hidden layer."""
+    """One row per member: accuracy, then effective rank, srank fraction and dead share of each hidden layer."""
     metrics, names = _final(results), [m["name"] for m in results["members"]]
     layers = _layers(metrics, "test/effective_rank/")
     header = ["member", "test accuracy"]
     header += (
         [f"eff. rank {layer}" for layer in layers]
-        + [f"stable rank {layer}" for layer in layers]
+        + [f"srank fraction {layer}" for layer in layers]
         + [f"dead {layer}" for layer in layers]
     )
     rows = []
     for i, name in enumerate(names):
         row = [name, metrics["test/accuracy"][i]]
-        for kind in ("effective_rank", "stable_rank", "dead_fraction"):
+        for kind in ("effective_rank", "srank_fraction", "dead_fraction"):
             row += [metrics[f"test/{kind}/{layer}"][i] for layer in layers]
         rows.append(row)
     return _table(header, rows)
@@ -90,7 +111,7 @@ def _permuted_tables(results: dict[str, Any]) -> str:
     out.append(_table(["task", *names], [[h["task"], *h["metrics"]["tasks/mean_accuracy"]] for h in ends]))
     for kind, title in (
         ("effective_rank", "Effective rank"),
-        ("stable_rank", "Stable rank (fraction of width)"),
+        ("srank_fraction", "srank (99% of the singular values' sum) as a fraction of width"),
         ("dead_fraction", "Dead units (share)"),
     ):
         out += [
@@ -156,7 +177,7 @@ def _plot_sweep(results: dict[str, Any], path: Path) -> None:
     rank_axis = axes[2].twinx()
     groups: dict[str, list[int]] = {}
     for i, m in enumerate(members):
-        label = {"wd": "wd", "syre": f"syre s0={m['sigma0']:g}"}.get(m["method"], m["method"])
+        label = f"syre s0={m['sigma0']:g}" if m["method"] == "syre" else m["method"]
         groups.setdefault(label, []).append(i)
     for label, idx in groups.items():
         if label == "dropout":
@@ -193,9 +214,9 @@ def _plot_sweep(results: dict[str, Any], path: Path) -> None:
 def write_report(run_dir: str | Path, out_dir: str | Path) -> Path:
     """Write ``results.json`` (copied), ``tables.md`` and a figure for the run into ``out_dir``."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    results = json.loads((run_dir / "results.json").read_text())
+    results = upgrade_results(json.loads((run_dir / RESULTS).read_text()))
     out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "results.json", out_dir / "results.json")
+    shutil.copyfile(run_dir / RESULTS, out_dir / RESULTS)
     name = results["experiment"]
     header = (
         f"# {name}: results\n\nPreset `{results['preset']}`, {len(results['members'])} members, "
@@ -215,9 +236,3 @@ def write_report(run_dir: str | Path, out_dir: str | Path) -> Path:
             _plot_sweep(results, out_dir / "figure.png")
     (out_dir / "tables.md").write_text(header + body + "\n")
     return out_dir
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m syre_rl.supervised.report RUN_DIR OUT_DIR")
-    print(write_report(sys.argv[1], sys.argv[2]))

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from syre_rl.presets import PROJECT_ROOT, PresetError, load_preset, preset_names
+from syre_rl.presets import PresetError, load_preset, preset_dir, preset_names
+from syre_rl.runs import atomic_write_text
 from syre_rl.sweep.scripts import SCRIPTS, TrainScript
 
 __all__ = [
@@ -38,7 +38,7 @@ __all__ = [
     "write_manifest",
 ]
 
-GRID_DIR = PROJECT_ROOT / "grids"
+GRID_DIR = preset_dir("grids")
 MANIFEST = "sweep.json"
 _LABEL = re.compile(r"[A-Za-z0-9_.+-]+")
 
@@ -224,6 +224,4 @@ def write_manifest(sweep_dir: Path, grid_name: str, grid: GridPreset, runs: list
             )
     merged = {**old, **{r.id: r.to_json() for r in runs}}
     data = {"grid": grid_name, "script": grid.script, "settings": asdict(grid), "runs": list(merged.values())}
-    tmp = sweep_dir / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, sweep_dir / MANIFEST)
+    atomic_write_text(sweep_dir / MANIFEST, json.dumps(data, indent=1) + "\n")

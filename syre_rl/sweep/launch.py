@@ -20,10 +20,8 @@ from pathlib import Path
 from syre_rl.presets import PROJECT_ROOT
 from syre_rl.sweep.grid import Run
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "last_line", "launch", "log_file"]
+__all__ = ["last_line", "launch", "log_file"]
 
-EXIT_BAD_INPUT = 2  # the scripts' "bad input" status: starting again cannot help
-EXIT_INTERRUPTED = 130  # the scripts' "stopped by a signal, checkpoint saved" status
 _PR_SET_PDEATHSIG = 1
 
 

@@ -9,8 +9,9 @@ from collections import deque
 from pathlib import Path
 from types import FrameType
 
+from syre_rl.cli import FINAL_EXITS
 from syre_rl.sweep.grid import Run
-from syre_rl.sweep.launch import EXIT_BAD_INPUT, last_line, launch, log_file
+from syre_rl.sweep.launch import last_line, launch, log_file
 from syre_rl.sweep.progress import Progress
 
 __all__ = ["Outcome", "run_local"]
@@ -31,7 +32,8 @@ def run_local(
 ) -> dict[str, Outcome]:
     """Run ``runs`` with at most ``jobs`` at a time; returns each run's outcome by id.
 
-    A run that exits with an error other than bad input (status 2) is queued again, up to ``max_retries``
+    A run that exits with an error other than bad input or divergence (:data:`syre_rl.cli.FINAL_EXITS`) is
+    queued again, up to ``max_retries``
     times; it then resumes from its last checkpoint. SIGINT or SIGTERM to the sweep stops starting runs and
     passes one SIGINT to each running one, which saves a checkpoint and exits; a later sweep resumes them.
 
@@ -84,7 +86,7 @@ def run_local(
                 elif stopping:
                     outcomes[run.id] = "interrupted"
                     messages.append(f"stopped {run.id} (exit {status}); the next sweep resumes it")
-                elif status != EXIT_BAD_INPUT and attempts[run.id] <= max_retries:
+                elif status not in FINAL_EXITS and attempts[run.id] <= max_retries:
                     pending.append(run)
                     messages.append(f"run {run.id} died (exit {status}); starting it again: {last_line(log)}")
                 else:

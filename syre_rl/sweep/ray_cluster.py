@@ -12,14 +12,18 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from syre_rl.presets import PresetError
+from syre_rl.cli import FINAL_EXITS, UsageError
 from syre_rl.sweep.grid import Run
-from syre_rl.sweep.launch import EXIT_BAD_INPUT, last_line, launch, log_file
+from syre_rl.sweep.launch import last_line, launch, log_file
 from syre_rl.sweep.progress import Progress
 
-__all__ = ["RunDied", "import_ray", "run_on_ray"]
+__all__ = ["ClusterError", "RunDied", "import_ray", "run_on_ray"]
 
 WAIT_SECONDS = 1.0
+
+
+class ClusterError(ConnectionError):
+    """The Ray cluster cannot be reached; the message names the address and the reason."""
 
 
 class RunDied(RuntimeError):
@@ -30,7 +34,7 @@ def run_task(run: Run, log_dir: Path, threads: int) -> tuple[str, int]:
     """The body of a run's Ray task, on whichever node it lands: ``(outcome, exit status)``.
 
     A retry after a lost node finds the run's directory as the dead attempt left it and resumes; a run that
-    finished before the node was lost is not run again. Bad input (status 2) is not retried.
+    finished before the node was lost is not run again. Bad input and divergence are not retried.
     """
     if run.state() == "finished":
         return "finished", 0
@@ -43,17 +47,17 @@ def run_task(run: Run, log_dir: Path, threads: int) -> tuple[str, int]:
         raise
     if status == 0 and run.state() == "finished":
         return "finished", 0
-    if status == EXIT_BAD_INPUT:
+    if status in FINAL_EXITS:  # bad input or divergence: another attempt would end the same way
         return "failed", status
     raise RunDied(f"{run.id} exited with status {status}: {last_line(log_file(log_dir, run))}")
 
 
 def import_ray() -> Any:
-    """The ray module, or PresetError with the install command (Ray is an optional extra)."""
+    """The ray module, or UsageError with the install command (Ray is an optional extra)."""
     try:
         import ray  # noqa: PLC0415  (optional extra)
     except ImportError:
-        raise PresetError(
+        raise UsageError(
             "--address needs Ray: pip install -e '.[ray]' (or pip install 'ray[default]')"
         ) from None
     return ray
@@ -80,7 +84,7 @@ def run_on_ray(
     try:
         ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as err:
-        raise PresetError(
+        raise ClusterError(
             f"cannot connect to the Ray cluster at {address}: {str(err).splitlines()[0]}"
         ) from None
     task = ray.remote(run_task).options(

@@ -1,0 +1,147 @@
+"""The command-line convention of every script: one-line errors, exit codes, and checked number types.
+
+A script that is given bad input prints one line, ``<prog>: error: <what is wrong>``, on stderr and exits with
+:data:`EXIT_BAD_INPUT` before it writes anything. The sweep's retry rule reads these codes: a run that ends
+with a code in :data:`FINAL_EXITS` is not started again (another attempt would fail the same way).
+
+This module imports only the standard library, so a script can reject bad input before importing torch,
+Stable-Baselines3 or PyBullet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+__all__ = [
+    "DivergedError",
+    "EXIT_BAD_INPUT",
+    "EXIT_DIVERGED",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "FINAL_EXITS",
+    "MAX_SEED",
+    "OneLineParser",
+    "UsageError",
+    "check_device",
+    "check_writable",
+    "fail",
+    "finite_float",
+    "positive_int",
+    "seed_int",
+]
+
+EXIT_FAILED = 1  # some runs of a sweep failed
+EXIT_BAD_INPUT = 2  # bad input: nothing was changed; starting again cannot help
+EXIT_DIVERGED = 3  # training produced a non-finite loss or weight; the last good checkpoint is kept
+EXIT_INTERRUPTED = 130  # the shell's code for "stopped by SIGINT": a checkpoint was saved
+FINAL_EXITS = frozenset({EXIT_BAD_INPUT, EXIT_DIVERGED})
+
+MAX_SEED = 2**31 - 1  # seeds plus step offsets must stay below numpy's 2**32
+MAX_INT = 2**62  # larger counts are typos, and would overflow int64 tensors and numpy seeds
+
+
+class UsageError(ValueError):
+    """Bad input the user can fix; reported as one line with exit status :data:`EXIT_BAD_INPUT`."""
+
+
+class DivergedError(RuntimeError):
+    """Training produced a non-finite loss or weight; reported with exit status :data:`EXIT_DIVERGED`."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports errors as one line (no usage block), like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def fail(prog: str, message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print ``<prog>: error: <message>`` (its first line only) on stderr and exit with ``code``."""
+    first = str(message).strip().splitlines()[0] if str(message).strip() else "unknown error"
+    print(f"{prog}: error: {first}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+# ------------------------------------------------------------------------------------ argparse types
+def finite_float(text: str) -> float:
+    """A finite number (``nan``, ``inf`` and overflowing literals such as ``1e400`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        if any(c in text.lower() for c in ".e"):  # 1e6 and 2.0e5 are common ways to write step counts
+            number = float(text)
+            if not math.isfinite(number) or number != int(number):
+                raise ValueError
+            return int(number)
+        return int(text)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """An integer in ``[1, 2**62]``; ``1e6`` is accepted."""
+    value = _integer(text)
+    if not 0 < value <= MAX_INT:
+        raise argparse.ArgumentTypeError(f"must be an integer in [1, 2**62], got {text}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """A seed in ``[0, 2**31 - 1]`` (runs add step offsets to it, and numpy takes seeds below 2**32)."""
+    value = _integer(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {MAX_SEED}], got {text}")
+    return value
+
+
+# -------------------------------------------------------------------------------------- environment
+def check_device(device: str) -> str:
+    """``device`` if torch can use it here (``cpu``, ``cuda[:i]``, ``mps``, ``auto``), else :class:`UsageError`."""
+    import torch  # noqa: PLC0415  (only once the arguments are known to be otherwise fine)
+
+    if device == "auto":
+        return device
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device: {device!r} is not a torch device (cpu, cuda, cuda:0, auto)") from None
+    if parsed.type == "cuda" and (
+        not torch.cuda.is_available() or (parsed.index or 0) >= torch.cuda.device_count()
+    ):
+        raise UsageError(f"--device {device}: no such CUDA device here (use cpu)")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device {device}: MPS is not available here (use cpu)")
+    if parsed.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--device {device}: only cpu, cuda and mps are supported")
+    return device
+
+
+def check_writable(path: Path, what: str = "directory") -> None:
+    """Raise :class:`UsageError` unless ``path`` is (or can be created as) a writable directory.
+
+    Walks up to the first existing ancestor: a file there, or a folder without write permission, means the
+    directory cannot be created. Nothing is created.
+    """
+    path = Path(path).absolute()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{what} {path} is a file, not a directory")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"cannot create {what} {path}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {what} {path}: {existing} is not writable")

@@ -1,0 +1,42 @@
+"""A non-editable install works on its own: the wheel carries the presets, and a run started from a directory
+outside the repository finds them inside the installed package."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from syre_rl.presets import PRESET_KINDS, PROJECT_ROOT
+
+RUN = """
+import sys, syre_rl
+from syre_rl.presets import preset_dir
+from syre_rl.rl.train import train
+assert syre_rl.__file__.startswith(sys.argv[1]), syre_rl.__file__
+assert all("preset_files" in str(preset_dir(kind)) for kind in ("agents", "envs", "experiments", "grids"))
+result = train("run", preset="smoke", overrides={"total_timesteps": 256}, progress_bar=False)
+print("steps", result.steps)
+"""
+
+
+def test_wheel_ships_the_presets_and_an_installed_run_finds_them(tmp_path):
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(PROJECT_ROOT)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    (wheel,) = wheels.glob("syre_rl-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for kind in PRESET_KINDS:
+        shipped = {Path(n).name for n in names if n.startswith(f"syre_rl/preset_files/{kind}/")}
+        assert shipped == {p.name for p in (PROJECT_ROOT / kind).glob("*.yaml")}, kind
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    result = subprocess.run([sys.executable, "-c", RUN, str(site)], cwd=work, env=env, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "steps 256" in result.stdout and (work / "run" / "final" / "model.zip").is_file()
