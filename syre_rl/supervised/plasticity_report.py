@@ -180,7 +180,9 @@ def _draw(
 
     panels = [(label, figure)] + [(n, k) for n, k in HIDDEN.items() if curves.get(k)]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.4), squeeze=False)
-    colors = {a: f"C{i % 10}" for i, a in enumerate(a for a in arms if a != baseline)}
+    drawn = [a for a in arms if a != baseline]
+    palette = plt.get_cmap("tab20").colors if len(drawn) > 10 else [f"C{i}" for i in range(10)]
+    colors = {a: palette[i % len(palette)] for i, a in enumerate(drawn)}
     for ax, (title, key) in zip(axes[0], panels, strict=True):
         for arm in arms:
             if arm not in curves[key]:
