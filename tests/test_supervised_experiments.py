@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 
 import pytest
@@ -12,10 +13,20 @@ from test_supervised_data import write_cifar
 from syre_rl.presets import PROJECT_ROOT, load_preset
 from syre_rl.supervised.ensemble import member_decay
 from syre_rl.supervised.experiments import EXPERIMENTS
-from syre_rl.supervised.report import upgrade_results, write_report
+from syre_rl.supervised.report import seed_summary, upgrade_results, write_across, write_report
 from syre_rl.supervised.train import Stage, train
 
 CPU = torch.device("cpu")
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train_supervised = _load_script("train_supervised")
 
 
 def tiny(name: str, **fields):
@@ -149,10 +160,19 @@ def test_beta_vae_decays_only_the_encoder_and_counts_active_latents(tmp_path):
     assert m["encoder/active_units"][1] > 0
 
 
-def test_simclr_probes_and_low_rankness_on_cifar100_layout(tmp_path):
+def run_script(tmp_path, capsys, *args: str) -> dict:
+    """``scripts/train_supervised.py`` on the command line's path (``--data-dir``), its results.json read back."""
+    code = train_supervised.main(["--run-dir", str(tmp_path / "run"), "--threads", "1", *args])
+    assert code == 0, capsys.readouterr().err
+    return json.loads((tmp_path / "run" / "results.json").read_text())
+
+
+def test_simclr_probes_and_low_rankness_on_cifar100_layout(tmp_path, capsys):
+    """The CIFAR-100 pickle folder a user unpacks (``cifar-100-python/{train,test}``) runs from the command line."""
     write_cifar(tmp_path, "cifar100", n=64)
     experiment, cfg = tiny("simclr")
-    metrics = final(train(experiment, cfg, run_dir=tmp_path / "run", data_dir=tmp_path, log=lambda s: None))
+    args = ("--experiment", "simclr", "--preset", "tiny", "--data-dir", str(tmp_path))
+    metrics = final(run_script(tmp_path, capsys, *args))
     for layer in ("backbone", "penultimate", "last"):
         assert all(0 <= a <= 1 for a in metrics[f"probe/{layer}_accuracy"].values())
         assert all(0 <= f <= 1 for f in metrics[f"features/{layer}_low_rank_fraction"].values())
@@ -164,15 +184,35 @@ def test_simclr_probes_and_low_rankness_on_cifar100_layout(tmp_path):
     assert m["features/last_low_rank_fraction"][0] == 1.0 and m["features/last_low_rank_fraction"][1] < 1.0
 
 
-def test_cifar10_resnet_sweeps_sigma0(tmp_path):
+def test_cifar10_resnet_sweeps_sigma0(tmp_path, capsys):
+    """The CIFAR-10 pickle folder (``cifar-10-batches-py/{data_batch_1..5,test_batch}``) runs from the command
+    line; without it the run stops with one line that names the folder it looked in."""
+    with pytest.raises(SystemExit) as exit_info:
+        train_supervised.main(
+            [
+                "--experiment",
+                "cifar10-resnet",
+                "--preset",
+                "tiny",
+                "--data-dir",
+                str(tmp_path),
+                "--run-dir",
+                str(tmp_path / "none"),
+            ]
+        )
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "cifar-10-batches-py" in err
     write_cifar(tmp_path, "cifar10", n=16)
-    experiment, cfg = tiny("cifar10-resnet")
-    metrics = final(train(experiment, cfg, run_dir=tmp_path / "run", data_dir=tmp_path, log=lambda s: None))
+    args = ("--experiment", "cifar10-resnet", "--preset", "tiny", "--data-dir", str(tmp_path))
+    results = run_script(tmp_path, capsys, *args)
+    metrics = final(results)
     assert set(metrics["test/accuracy"]) == {
         "l2_wd0.0005_seed0",
         "syre_wd0.0005_s0.01_seed0",
         "syre_wd0.0005_s0.5_seed0",
     }
+    assert all(0 <= a <= 1 for a in metrics["test/accuracy"].values())
+    assert results["stages_done"] == 1
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
@@ -191,3 +231,79 @@ def test_results_written_under_the_old_names_are_read_under_todays():
     assert all(not m["name"].startswith(("vanilla", "wd_")) for m in new["members"])
     keys = {k for h in new["history"] for k in h["metrics"]}
     assert any("/srank_fraction/" in k for k in keys) and not any("stable_rank" in k for k in keys)
+
+
+def test_report_summarises_each_setting_over_its_seeds(tmp_path):
+    """Members that differ only in their seed form one setting: its mean, bootstrap interval and range."""
+    members, accuracy, rank = [], [], []
+    for method, wd, s0, values in (
+        ("none", 0.0, 0.0, [0.9, 0.92, 0.94]),
+        ("syre", 1.0, 0.1, [0.5, 0.5, 0.5]),
+    ):
+        for seed, v in enumerate(values):
+            name = f"{method}_wd1_s0.1_seed{seed}" if method == "syre" else f"{method}_seed{seed}"
+            members.append(
+                {
+                    "name": name,
+                    "method": method,
+                    "seed": seed,
+                    "weight_decay": wd,
+                    "sigma0": s0,
+                    "dropout": 0.0,
+                }
+            )
+            accuracy.append(v)
+            rank.append(10.0 * (seed + 1))
+    metrics = {"test/accuracy": accuracy}
+    for kind in ("effective_rank", "srank_fraction", "dead_fraction"):
+        metrics |= {f"test/{kind}/layer0": rank, f"test/{kind}/layer1": rank}
+    results = {
+        "experiment": "mnist-fcn-wd",
+        "preset": "paper",
+        "members": members,
+        "history": [{"metrics": metrics}],
+        "stages_done": 1,
+        "stages": 1,
+        "train_seconds": 1.0,
+        "device": "cpu",
+        "config": {},
+    }
+    rows = seed_summary(results)
+    assert [(r["setting"], r["seeds"]) for r in rows] == [("none", 3), ("syre_wd1_s0.1", 3)]
+    acc = rows[0]["test/accuracy"]
+    assert acc["mean"] == pytest.approx(0.92) and acc["min"] == 0.9 and acc["max"] == 0.94
+    assert 0.9 <= acc["lo"] < 0.92 < acc["hi"] <= 0.94
+    assert rows[1]["test/accuracy"] == dict.fromkeys(("mean", "lo", "hi", "min", "max"), 0.5)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text(json.dumps(results))
+    out = write_report(tmp_path / "run", tmp_path / "report")
+    assert (out / "figure.png").stat().st_size > 0
+    csv_lines = (out / "summary.csv").read_text().splitlines()
+    assert (
+        len(csv_lines) == 3
+        and "test/accuracy:lo" in csv_lines[0]
+        and csv_lines[2].startswith("syre_wd1_s0.1,3")
+    )
+    assert "| none | 3 | 0.92 [" in (out / "tables.md").read_text()
+    # Runs that differ in one field (beta-VAE's beta): each setting's summary per value of the field.
+    for beta, run in ((10.0, "run10"), (1.0, "run1")):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "results.json").write_text(json.dumps({**results, "config": {"beta": beta}}))
+    out = write_across("beta", [tmp_path / "run10", tmp_path / "run1"], tmp_path / "across")
+    lines = (out / "across.csv").read_text().splitlines()
+    assert [line.split(",")[:2] for line in lines[1:]] == [
+        ["1.0", "none"],
+        ["1.0", "syre_wd1_s0.1"],
+        ["10.0", "none"],
+        ["10.0", "syre_wd1_s0.1"],
+    ]
+    assert "| none | 0.92 [" in (out / "across.md").read_text() and (out / "across.png").stat().st_size > 0
+    report_script = _load_script("report")
+    args = ["--across", "beta", str(tmp_path / "cli"), str(tmp_path / "run1"), str(tmp_path / "run10")]
+    assert (
+        report_script.main(args) == 0
+        and (tmp_path / "cli" / "across.csv").read_text() == (out / "across.csv").read_text()
+    )
+    with pytest.raises(SystemExit) as exit_info:  # a run without the field: one line, exit 2, nothing written
+        report_script.main(["--across", "gamma", str(tmp_path / "cli2"), str(tmp_path / "run1")])
+    assert exit_info.value.code == 2 and not (tmp_path / "cli2").exists()

@@ -1,18 +1,30 @@
 """Tables (Markdown) and figures (PNG) from a run's ``results.json``.
 
 python scripts/report.py runs/permuted-mnist docs/results/supervised/permuted-mnist
+python scripts/report.py --across beta docs/results/supervised/beta-vae runs/vae-b1 runs/vae-b10
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
-from syre_rl.runs import RESULTS
+import numpy as np
 
-__all__ = ["LEGACY_METRICS", "LEGACY_NAMES", "upgrade_results", "write_report"]
+from syre_rl.runs import RESULTS
+from syre_rl.sweep.curves import bootstrap_band
+
+__all__ = [
+    "LEGACY_METRICS",
+    "LEGACY_NAMES",
+    "seed_summary",
+    "upgrade_results",
+    "write_across",
+    "write_report",
+]
 
 # Method names of results written before the one registry (docs/methods.md): old name -> registry name.
 LEGACY_NAMES = {"vanilla": "none", "wd": "l2"}
@@ -39,6 +51,67 @@ def _final(results: dict[str, Any]) -> dict[str, list[float]]:
     return results["history"][-1]["metrics"]
 
 
+def _setting(member: dict[str, Any]) -> str:
+    """A member's name without its seed: the members of one setting differ only in their seed."""
+    return member["name"].rsplit("_seed", 1)[0]
+
+
+def seed_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every final metric per setting over its seeds: mean, 95% percentile-bootstrap interval of the mean
+    (seeds resampled, as for the sweep curves) and the seeds' min and max; one row per setting, in member order.
+    """
+    metrics, members = _final(results), results["members"]
+    groups: dict[str, list[int]] = {}
+    for i, m in enumerate(members):
+        groups.setdefault(_setting(m), []).append(i)
+    rows = []
+    for setting, idx in groups.items():
+        first = members[idx[0]]
+        row: dict[str, Any] = {"setting": setting, "seeds": len(idx)}
+        row |= {k: first.get(k, 0.0) for k in ("method", "weight_decay", "sigma0", "dropout")}
+        for key in sorted(k for k, v in metrics.items() if isinstance(v, list) and len(v) == len(members)):
+            values = np.array([[metrics[key][i]] for i in idx], dtype=np.float64)
+            mean, lo, hi, _ = bootstrap_band(values)
+            row[key] = {
+                "mean": float(mean[0]),
+                "lo": float(lo[0]),
+                "hi": float(hi[0]),
+                "min": float(values.min()),
+                "max": float(values.max()),
+            }
+        rows.append(row)
+    return rows
+
+
+def _write_summary(rows: list[dict[str, Any]], out_dir: Path) -> str:
+    """``summary.json`` and ``summary.csv`` (one column per metric and statistic) and a Markdown table."""
+    (out_dir / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")
+    fixed = ["setting", "seeds", "method", "weight_decay", "sigma0", "dropout"]
+    keys = [k for k in rows[0] if k not in fixed]
+    stats = ("mean", "lo", "hi", "min", "max")
+    with (out_dir / "summary.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(fixed + [f"{k}:{s}" for k in keys for s in stats])
+        for row in rows:
+            writer.writerow([row[k] for k in fixed] + [row[k][s] for k in keys for s in stats])
+    shown = [k for k in keys if not k.startswith("test/srank_fraction")]
+    table = _table(
+        ["setting", "seeds", *shown],
+        [
+            [
+                r["setting"],
+                r["seeds"],
+                *[_interval(r[k]) for k in shown],
+            ]
+            for r in rows
+        ],
+    )
+    return (
+        "Mean over seeds [95% bootstrap interval of the mean] per setting (all statistics, srank fraction "
+        "included: `summary.csv`, `summary.json`):\n\n" + table
+    )
+
+
 def _layers(metrics: dict[str, Any], prefix: str) -> list[str]:
     return sorted(k.rsplit("/", 1)[1] for k in metrics if k.startswith(prefix))
 
@@ -50,6 +123,11 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _interval(q: dict[str, float]) -> str:
+    """``mean [lo, hi]`` of a seed summary's statistic."""
+    return f"{q['mean']:.3g} [{q['lo']:.3g}, {q['hi']:.3g}]"
 
 
 def _members_table(results: dict[str, Any]) -> str:
@@ -164,37 +242,62 @@ def _plot_permuted(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _plot_sweep(results: dict[str, Any], path: Path) -> None:
+def _plot_sweep(rows: list[dict[str, Any]], path: Path) -> None:
+    """Accuracy, first/last-layer effective rank and last-layer dead units against decay (l2, syre per sigma0),
+    and the dropout baseline: the mean over seeds with its bootstrap interval; ``none`` as horizontal lines."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    metrics, members = _final(results), results["members"]
-    layers = _layers(metrics, "test/effective_rank/")
+    layers = sorted(k.rsplit("/", 1)[1] for k in rows[0] if k.startswith("test/effective_rank/"))
     first, last = layers[0], layers[-1]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
     rank_axis = axes[2].twinx()
-    groups: dict[str, list[int]] = {}
-    for i, m in enumerate(members):
-        label = f"syre s0={m['sigma0']:g}" if m["method"] == "syre" else m["method"]
-        groups.setdefault(label, []).append(i)
-    for label, idx in groups.items():
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        label = f"syre s0={r['sigma0']:g}" if r["method"] == "syre" else r["method"]
+        groups.setdefault(label, []).append(r)
+
+    def band(ax, x, group, key, fmt, **kw):
+        mean = [r[key]["mean"] for r in group]
+        err = [[r[key]["mean"] - r[key]["lo"] for r in group], [r[key]["hi"] - r[key]["mean"] for r in group]]
+        return ax.errorbar(x, mean, yerr=err, fmt=fmt, capsize=2, ms=4, **kw)
+
+    for label, group in groups.items():
         if label == "dropout":
-            x = [members[i]["dropout"] for i in idx]
-            axes[2].plot(
-                x, [metrics["test/accuracy"][i] for i in idx], marker="o", color="C0", label="accuracy"
-            )
-            for layer, style in ((first, "s--"), (last, "^:")):
-                rank = [metrics[f"test/effective_rank/{layer}"][i] for i in idx]
-                rank_axis.plot(x, rank, style, color="C3", label=f"eff. rank {layer}")
+            x = [r["dropout"] for r in group]
+            band(axes[2], x, group, "test/accuracy", "o-", color="C0", label="accuracy")
+            for layer, fmt in ((first, "s--"), (last, "^:")):
+                band(
+                    rank_axis,
+                    x,
+                    group,
+                    f"test/effective_rank/{layer}",
+                    fmt,
+                    color="C3",
+                    label=f"eff. rank {layer}",
+                )
             continue
-        x = [members[i]["weight_decay"] for i in idx]
-        (line,) = axes[0].plot(x, [metrics["test/accuracy"][i] for i in idx], marker="o", label=label)
-        for layer, style in ((first, "s-"), (last, "^:")):
-            rank = [metrics[f"test/effective_rank/{layer}"][i] for i in idx]
-            axes[1].plot(x, rank, style, color=line.get_color(), label=f"{label}, {layer}")
-    axes[0].set(xscale="log", xlabel="weight decay", title="test accuracy")
+        if label == "none":
+            reference = (
+                (axes[0], "test/accuracy", "--"),
+                (axes[1], f"test/effective_rank/{first}", "--"),
+                (axes[1], f"test/effective_rank/{last}", ":"),
+                (axes[3], f"test/dead_fraction/{last}", ":"),
+            )
+            for ax, key, style in reference:
+                ax.axhline(group[0][key]["mean"], color="k", lw=0.8, ls=style, label=f"none, {key[5:]}")
+            continue
+        x = [r["weight_decay"] for r in group]
+        line = band(axes[0], x, group, "test/accuracy", "o-", label=label)
+        color = line.lines[0].get_color()
+        for layer, fmt in ((first, "s-"), (last, "^:")):
+            band(
+                axes[1], x, group, f"test/effective_rank/{layer}", fmt, color=color, label=f"{label}, {layer}"
+            )
+        band(axes[3], x, group, f"test/dead_fraction/{last}", "^:", color=color, label=label)
+    axes[0].set(xscale="log", xlabel="weight decay", title="test accuracy (mean, 95% interval over seeds)")
     axes[1].set(
         xscale="log",
         yscale="log",
@@ -202,10 +305,11 @@ def _plot_sweep(results: dict[str, Any], path: Path) -> None:
         title=f"effective rank ({first} solid, {last} dotted)",
     )
     axes[2].set(xlabel="dropout rate", ylabel="test accuracy", title="dropout baseline (no weight decay)")
+    axes[3].set(xscale="log", xlabel="weight decay", title=f"dead units, share ({last})")
     rank_axis.set_ylabel("effective rank")
     for ax in (*axes, rank_axis):
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="lower left" if ax is not rank_axis else "lower right")
+            ax.legend(fontsize=6, loc="lower left" if ax is not rank_axis else "lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -232,7 +336,62 @@ def write_report(run_dir: str | Path, out_dir: str | Path) -> Path:
         body = _all_metrics_table(results)
     else:
         body = _members_table(results)
+    if name not in ("permuted-mnist", "teacher-student"):
+        rows = seed_summary(results)
+        body = _write_summary(rows, out_dir) + "\n\nEvery member:\n\n" + body
         if name == "mnist-fcn-wd":
-            _plot_sweep(results, out_dir / "figure.png")
+            _plot_sweep(rows, out_dir / "figure.png")
     (out_dir / "tables.md").write_text(header + body + "\n")
+    return out_dir
+
+
+def write_across(field: str, run_dirs: list[str | Path], out_dir: str | Path) -> Path:
+    """Runs that differ in one preset field (``beta`` of ``beta-vae``): each setting's seed summary per value of
+    the field, as ``across.csv`` / ``across.json``, ``across.md`` (one table per metric) and ``across.png``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for run_dir in run_dirs:
+        results = upgrade_results(json.loads((Path(run_dir) / RESULTS).read_text()))
+        rows += [{field: results["config"][field], **row} for row in seed_summary(results)]
+    rows.sort(key=lambda r: r[field])
+    metrics = [k for k in rows[0] if isinstance(rows[0][k], dict)]
+    (out_dir / "across.json").write_text(json.dumps(rows, indent=1) + "\n")
+    stats = ("mean", "lo", "hi", "min", "max")
+    with (out_dir / "across.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([field, "setting", "seeds"] + [f"{k}:{s}" for k in metrics for s in stats])
+        for r in rows:
+            writer.writerow([r[field], r["setting"], r["seeds"]] + [r[k][s] for k in metrics for s in stats])
+    values = sorted({r[field] for r in rows})
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    cell = {(r["setting"], r[field]): r for r in rows}
+    parts = [f"# Across {field}: mean over seeds [95% bootstrap interval of the mean]"]
+    for key in metrics:
+        table_rows = [
+            [name, *[_interval(cell[name, v][key]) if (name, v) in cell else "" for v in values]]
+            for name in settings
+        ]
+        parts += [f"## {key}", _table(["setting", *[f"{field} {v:g}" for v in values]], table_rows)]
+    (out_dir / "across.md").write_text("\n\n".join(parts) + "\n")
+
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    shown = [k for k in metrics if not k.startswith("train/")]
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6))
+    for ax, key in zip(list(axes) if len(shown) > 1 else [axes], shown, strict=True):
+        for name in settings:
+            pts = [cell[name, v][key] for v in values if (name, v) in cell]
+            xs = [v for v in values if (name, v) in cell]
+            mean = [q["mean"] for q in pts]
+            err = [[q["mean"] - q["lo"] for q in pts], [q["hi"] - q["mean"] for q in pts]]
+            ax.errorbar(xs, mean, yerr=err, fmt="o-", capsize=2, ms=4, label=name)
+        ax.set(xlabel=field, title=key)
+    fig.axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir / "across.png", dpi=110)
+    plt.close(fig)
     return out_dir
