@@ -23,6 +23,7 @@ from syre_rl.plasticity.metrics import (
     srank_fraction,
     weight_symmetry,
 )
+from syre_rl.supervised.continual import CONTINUAL
 from syre_rl.supervised.data import (
     Dataset,
     epoch_batches,
@@ -456,5 +457,14 @@ class Simclr(Classifier):
 
 EXPERIMENTS: dict[str, type[Experiment]] = {
     cls.name: cls
-    for cls in (TeacherStudent, MnistFcnWd, MnistCnn, BetaVae, Simclr, Cifar10Resnet, PermutedMnist)
+    for cls in (
+        TeacherStudent,
+        MnistFcnWd,
+        MnistCnn,
+        BetaVae,
+        Simclr,
+        Cifar10Resnet,
+        PermutedMnist,
+        *CONTINUAL,
+    )
 }

@@ -85,6 +85,8 @@ class SupervisedPreset:
     :param eval_size: test examples used for ranks and dead units (accuracy uses ``test_size``).
     :param optimizer_impl: ``fused`` (one kernel per step where the device supports it) or ``foreach``.
     :param adam_betas: Adam's betas for every member (``[0.99, 0.99]``: Dohare et al.'s "ns-adam").
+    :param optimizer: ``adam`` (the paper's experiments) or ``sgd`` (plain SGD, e.g. the online regression of the
+        plasticity benchmarks); elementwise either way, so the stacked members stay independent.
     """
 
     epochs: int = 1
@@ -104,6 +106,7 @@ class SupervisedPreset:
     amp: bool = True
     optimizer_impl: Literal["fused", "foreach"] = "fused"
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    optimizer: Literal["adam", "sgd"] = "adam"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "seeds", "eval_size"):
@@ -218,12 +221,16 @@ def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def make_optimizer(model: nn.Module, cfg: SupervisedPreset, capturable: bool = False) -> torch.optim.Adam:
-    """One Adam over all stacked members (elementwise, so it is ``E`` independent Adams).
+def make_optimizer(
+    model: nn.Module, cfg: SupervisedPreset, capturable: bool = False
+) -> torch.optim.Optimizer:
+    """One Adam (or SGD) over all stacked members (elementwise, so it is ``E`` independent optimizers).
 
-    :param capturable: keep Adam's step counts on the device, as a CUDA graph of the step needs.
+    :param capturable: keep Adam's step counts on the device, as a CUDA graph of the step needs (SGD keeps none).
     """
     impl = {"fused": True} if cfg.optimizer_impl == "fused" else {"foreach": True}
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, **impl)
     return torch.optim.Adam(
         model.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas), capturable=capturable, **impl
     )
