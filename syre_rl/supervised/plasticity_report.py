@@ -1,6 +1,6 @@
 """Report a plasticity benchmark: the plasticity figure per arm over tasks, and its first-vs-last change.
 
-    python -m syre_rl.supervised.plasticity_report runs/sweeps/supervised-plasticity-bit-flipping \\
+    python scripts/plasticity_report.py runs/sweeps/supervised-plasticity-bit-flipping \\
         --figure train/loss --baseline linear --out docs/results/plasticity/bit-flipping
 
 Reads every ``results.json`` under the given sweep or run directories (a stacked run holds many members), groups
@@ -13,28 +13,26 @@ value; ``summary.md`` the same as tables) and ``curves.csv``. Bad input: one lin
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
 
+from syre_rl.cli import OneLineParser, UsageError, check_writable, fail
 from syre_rl.supervised.continual import plasticity_change
 from syre_rl.sweep.curves import bootstrap_band
 
 __all__ = ["arm_curves", "summarise", "main"]
 
-PROG = "plasticity_report"
+PROG = "plasticity_report.py"
 HIDDEN = {"effective rank": "hidden/effective_rank", "dead units": "hidden/dead_fraction"}
 
 
 def _fail(message: str) -> NoReturn:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    fail(PROG, message)
 
 
 def _result_files(paths: list[Path]) -> list[Path]:
@@ -235,7 +233,7 @@ def _markdown(table: list[dict[str, Any]], share: float, baseline: str | None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("paths", type=Path, nargs="+", help="sweep or run directories")
     p.add_argument(
         "--figure", required=True, help="the plasticity figure's metric, e.g. train/online_accuracy"
@@ -257,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     if not curves[args.figure]:
         _fail(f"no run logged {args.figure!r}")
     arms = list(curves[args.figure])
+    try:
+        check_writable(args.out, "--out")
+    except UsageError as err:
+        _fail(str(err))
     args.out.mkdir(parents=True, exist_ok=True)
     table = []
     for key in keys:
@@ -298,6 +300,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.out}/figure.png, summary.csv, summary.json, curves.csv")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
