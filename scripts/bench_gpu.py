@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from syre_rl.bench import best_time, sync
 from syre_rl.core import Syre
 from syre_rl.supervised.data import DataError, default_data_dir
 from syre_rl.supervised.ensemble import member_generators
@@ -64,22 +65,6 @@ FULL = Sizes()
 DRY = Sizes(train_size=640, members=(2, 3), mlp_width=256, mlp_layers=3, repeats=1, optimizer_steps=3)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def best_time(fn: Callable[[], None], device: torch.device, repeats: int) -> float:
-    """Best of ``repeats`` wall-clock times of ``fn`` after one warm-up call."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 # ---------------------------------------------------------------------------------------- pipeline

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from syre_rl.bench import best_time
 from syre_rl.supervised.data import DataError, default_data_dir, epoch_batches, epoch_order, load_dataset
 from syre_rl.supervised.ensemble import member_generators
 from syre_rl.supervised.models import MLP
@@ -32,22 +32,6 @@ from syre_rl.supervised.models import MLP
 HIDDEN = [300, 300, 300, 300]
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], None], device: torch.device, repeats: int) -> float:
-    """Best of ``repeats`` wall-clock times of ``fn`` after one warm-up call (the least disturbed run)."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def dataloader_epoch(
@@ -101,10 +85,10 @@ def bench_device(
 ) -> None:
     data = load_dataset("mnist", data_dir, train=True, device=device).subset(examples)
     x, y = data.x.flatten(1), data.y
-    t_loader = timed(dataloader_epoch(x, y, device, batch), device, repeats)
-    t_foreach = timed(resident_epoch(x, y, 1, batch, fused=False), device, repeats)
-    t_resident = timed(resident_epoch(x, y, 1, batch, fused=True), device, repeats)
-    t_stacked = timed(resident_epoch(x, y, members, batch, fused=True), device, repeats)
+    t_loader = best_time(dataloader_epoch(x, y, device, batch), device, repeats)
+    t_foreach = best_time(resident_epoch(x, y, 1, batch, fused=False), device, repeats)
+    t_resident = best_time(resident_epoch(x, y, 1, batch, fused=True), device, repeats)
+    t_stacked = best_time(resident_epoch(x, y, members, batch, fused=True), device, repeats)
     t_sequential = members * t_resident  # E independent runs of the same loop take E times one run
     steps = -(-len(x) // batch)
     print(f"\n{device.type}: {len(x)} examples, batch {batch}, {steps} steps per epoch, best of {repeats}")
