@@ -19,6 +19,9 @@ assert syre_rl.__file__.startswith(sys.argv[1]), syre_rl.__file__
 assert all("preset_files" in str(preset_dir(kind)) for kind in ("agents", "envs", "experiments", "grids"))
 result = train("run", preset="smoke", overrides={"total_timesteps": 256}, progress_bar=False)
 print("steps", result.steps)
+from stable_baselines3 import PPO
+model = PPO("SyreMlpPolicy", "Pendulum-v1", n_steps=128, batch_size=64, seed=0).learn(256)
+print("string policy", type(model.policy).__name__, model.num_timesteps)
 """
 
 
@@ -40,3 +43,4 @@ def test_wheel_ships_the_presets_and_an_installed_run_finds_them(tmp_path):
                             text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "steps 256" in result.stdout and (work / "run" / "final" / "model.zip").is_file()
+    assert "string policy Syre" in result.stdout and result.stdout.rstrip().endswith(" 256"), result.stdout
