@@ -13,7 +13,8 @@ rank, dead units and weight magnitudes of actor and critic are measured at the e
 
 Writes ``<run-dir>/results.json`` (``done: true`` at the end) and TensorBoard logs in ``<run-dir>/tb``
 (``plasticity/regime_return``, ``plasticity/return_vs_fresh``, ``plasticity/actor/...``). A run is short, so an
-interrupted one restarts from scratch. Bad input: one line on stderr, exit status 2.
+interrupted one restarts from scratch (``--force``; it replaces only a run of this script). Bad input: one line on
+stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,9 @@ import numpy as np
 import torch
 from stable_baselines3.common.logger import configure
 
+from syre_rl import runs
+from syre_rl.cli import OneLineParser, UsageError
+from syre_rl.cli import fail as cli_fail
 from syre_rl.envs import RegimeLoggerCallback, resolve_env
 from syre_rl.presets import PROJECT_ROOT, PresetError
 from syre_rl.rl.agents import AgentPreset, agent_preset_names, load_agent_preset
@@ -42,18 +44,12 @@ from syre_rl.rl.methods import POLICY_CHOICES
 from syre_rl.rl.model import build_model, make_env
 
 PROG = "rl_plasticity.py"
-EXIT_BAD_INPUT = 2
-RESULTS = "results.json"
-
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+RESULTS = runs.RESULTS
+KIND = "rl-plasticity"
 
 
 def fail(message: str) -> NoReturn:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    raise SystemExit(EXIT_BAD_INPUT)
+    cli_fail(PROG, message)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -81,8 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fresh-dir", type=Path, help="cache of fresh agents' regime returns")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", type=Path, help="default: runs/plasticity/<preset>-<env>-<method>-s<seed>")
-    p.add_argument("--force", action="store_true", help="replace an existing run directory")
-    p.add_argument("--resume", action="store_true", help="accepted for sweeps: a run restarts from scratch")
+    p.add_argument("--force", action="store_true", help="replace an existing run of this script")
     args = p.parse_args(argv)
     if not 0 < args.tail <= 1:
         p.error(f"--tail must be in (0, 1], got {args.tail}")
@@ -130,9 +125,7 @@ def fresh_key(preset: AgentPreset, seed: int, k: int, change_every: int, tail: f
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    runs.atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def check(argv: list[str]) -> None:
@@ -158,12 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = args.run_dir or PROJECT_ROOT / "runs" / "plasticity" / (
         f"{args.preset}-{preset.env.replace(':', '-')}-{preset.method}-s{args.seed}"
     )
-    if run_dir.exists() and not (args.force or args.resume):
-        fail(f"run directory {run_dir} exists; pass --force to replace it")
     fresh_dir = args.fresh_dir or run_dir.parent / "fresh"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
+    try:
+        clear = runs.prepare_new_run(run_dir, KIND, args.force)
+    except UsageError as err:
+        fail(str(err).replace("pass --resume to continue it or --force", "pass --force"))
+    if clear:
+        runs.clear_run(run_dir)
+    runs.write_marker(run_dir, KIND)
     fresh_dir.mkdir(parents=True, exist_ok=True)
     seed = args.seed
 

@@ -59,7 +59,7 @@ __all__ = [
     "write_marker",
 ]
 
-RunKind = Literal["rl", "supervised"]
+RunKind = Literal["rl", "supervised", "rl-plasticity"]
 
 MARKER = ".syre_rl-run"
 TB = "tb"
@@ -75,8 +75,9 @@ RESULTS = "results.json"
 LAYOUTS: dict[str, frozenset[str]] = {
     "rl": frozenset({MARKER, CONFIG, TB, MONITOR, CHECKPOINTS, FINAL}),
     "supervised": frozenset({MARKER, SUPERVISED_CHECKPOINT, RESULTS, TB}),
+    "rl-plasticity": frozenset({MARKER, RESULTS, TB}),
 }
-SCRIPTS = {"rl": "train_ppo.py", "supervised": "train_supervised.py"}
+SCRIPTS = {"rl": "train_ppo.py", "supervised": "train_supervised.py", "rl-plasticity": "rl_plasticity.py"}
 
 
 # ------------------------------------------------------------------------------------------- writes
@@ -171,13 +172,19 @@ def finished(kind: str, run_dir: Path) -> bool:
         results = json.loads((run_dir / RESULTS).read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(results, dict) and results.get("stages_done") == results.get("stages") is not None
+    if not isinstance(results, dict):
+        return False
+    if kind == "rl-plasticity":  # results.json is written once, at the end
+        return results.get("done") is True
+    return results.get("stages_done") == results.get("stages") is not None
 
 
 def resumable(kind: str, run_dir: Path) -> bool:
     """Whether ``--resume`` can continue the run (a complete checkpoint is there; temporary folders start
     with a dot, so the glob skips them)."""
     run_dir = Path(run_dir)
+    if kind == "rl-plasticity":  # a run takes minutes: an unfinished one restarts
+        return False
     if kind == "rl":
         return (run_dir / CONFIG).is_file() and any(
             (p / MODEL_FILE).is_file() for p in (run_dir / CHECKPOINTS).glob("step_*")

@@ -61,6 +61,19 @@ def test_tiny_run_compares_the_continuing_agent_with_fresh_agents(tmp_path) -> N
     assert syre["rows"][0]["fresh_return"] == first["fresh_return"]
     assert syre["rows"][0]["figure"] != 0.0
 
+    # --force replaces a run of this script, never a folder it did not write (nor a train_ppo.py run).
+    foreign = tmp_path / "foreign"
+    (foreign / "src").mkdir(parents=True)
+    (foreign / "results.json").write_text("{}")
+    (foreign / "src" / "a.py").write_text("keep")
+    with pytest.raises(SystemExit) as refused:
+        rl_plasticity.main([*common, "--seed", "1", "--run-dir", str(foreign), "--force"])
+    assert refused.value.code == 2 and (foreign / "src" / "a.py").read_text() == "keep"
+    with pytest.raises(SystemExit) as exists:
+        rl_plasticity.main(args)  # no --force: the finished run stays
+    assert exists.value.code == 2 and json.loads((tmp_path / "s" / "results.json").read_text()) == syre
+    assert rl_plasticity.main([*args, "--force"]) == 0
+
 
 def test_bad_input_is_one_line_and_status_2(tmp_path) -> None:
     result = subprocess.run(

@@ -8,7 +8,6 @@ starts without importing Stable-Baselines3 or torch.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,21 +43,6 @@ class TrainScript:
         return runs.resumable(self.kind, run_dir)
 
 
-@dataclass(frozen=True)
-class PlasticityScript(TrainScript):
-    """``scripts/rl_plasticity.py``: a run takes minutes, so an unfinished one restarts (``--force``); it is
-    finished once ``results.json`` (written once, at the end) says ``done: true``."""
-
-    def finished(self, run_dir: Path) -> bool:
-        try:
-            return json.loads((Path(run_dir) / "results.json").read_text()).get("done") is True
-        except (OSError, ValueError, AttributeError):
-            return False
-
-    def resumable(self, run_dir: Path) -> bool:
-        return False
-
-
 SCRIPTS: dict[str, TrainScript] = {
     "train_ppo": TrainScript(
         path=PROJECT_ROOT / "scripts" / "train_ppo.py",
@@ -66,11 +50,11 @@ SCRIPTS: dict[str, TrainScript] = {
         seed_flag="--seed",
         kind="rl",
     ),
-    "rl_plasticity": PlasticityScript(
+    "rl_plasticity": TrainScript(  # a run takes minutes: an unfinished one restarts (never resumable)
         path=PROJECT_ROOT / "scripts" / "rl_plasticity.py",
         task_flag="--env",
         seed_flag="--seed",
-        kind="rl",
+        kind="rl-plasticity",
     ),
     "train_supervised": TrainScript(
         path=PROJECT_ROOT / "scripts" / "train_supervised.py",
