@@ -3,8 +3,9 @@
     python scripts/report_rl_plasticity.py runs/sweeps/rl-vec-pendulum-plasticity --out docs/results/rl/vec-pendulum
 
 Reads ``sweep.json`` and every finished run's ``results.json``; an arm is a method label plus its grid params.
-Writes ``table.csv`` (per arm and summary: mean, 95% t-interval over seeds, seeds), ``regimes.csv`` (per arm and
-regime) and ``figure.png`` (regime return with the fresh agents' as a dashed line, the plasticity figure, and the
+Writes ``table.csv`` (per arm and summary: mean, 95% t-interval over seeds, seeds; and each arm's
+``figure_after`` and ``return_regime0`` minus the ``--baseline`` arm's, paired by seed), ``regimes.csv`` (per arm
+and regime), ``runs.csv`` (per run and regime) and ``figure.png`` (regime return with the fresh agents' as a dashed line, the plasticity figure, and the
 effective rank and dead fraction of actor and critic per regime). Summary rows:
 
 - ``return_regime0``: regime return in the first regime, before any change;
@@ -19,14 +20,19 @@ effective rank and dead fraction of actor and critic per regime). Summary rows:
 
 from __future__ import annotations
 
-import argparse
 import csv
+import io
 import json
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from syre_rl.cli import OneLineParser, UsageError, check_writable
+from syre_rl.runs import atomic_write_text
+
+PROG = "report_rl_plasticity.py"
 
 # Two-sided 95% quantiles of Student's t by degrees of freedom (1..30); beyond that, the normal's 1.96.
 T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -82,9 +88,10 @@ def per_seed_summary(results: dict) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("sweep_dir", type=Path)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--baseline", default="ppo", help="arm the others are compared with, seed by seed (default ppo)")
     args = p.parse_args(argv)
     if not (args.sweep_dir / "sweep.json").is_file():
         print(f"report_rl_plasticity.py: error: {args.sweep_dir} has no sweep.json", file=sys.stderr)
@@ -93,14 +100,30 @@ def main(argv: list[str] | None = None) -> int:
     if not arms:
         print(f"report_rl_plasticity.py: error: no finished run in {args.sweep_dir}", file=sys.stderr)
         return 2
+    try:
+        check_writable(args.out, "output directory")
+    except UsageError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
 
-    summary_rows, regime_rows = [], []
+    base = {r["seed"]: per_seed_summary(r) for r in arms.get(args.baseline, [])}
+    summary_rows, regime_rows, run_rows = [], [], []
     for arm, runs in arms.items():
         seeds = [per_seed_summary(r) for r in runs]
         for key in seeds[0]:
             mean, lo, hi, n = interval([s[key] for s in seeds])
             summary_rows.append({"arm": arm, "metric": key, "mean": mean, "lo": lo, "hi": hi, "seeds": n})
+        if arm != args.baseline and base:
+            for key in ("figure_after", "return_regime0"):
+                paired = [s[key] - base[r["seed"]][key] for r, s in zip(runs, seeds, strict=True) if r["seed"] in base]
+                mean, lo, hi, n = interval(paired)
+                metric = f"{key}_minus_{args.baseline}"
+                summary_rows.append({"arm": arm, "metric": metric, "mean": mean, "lo": lo, "hi": hi, "seeds": n})
+        for r in runs:
+            for k, row in enumerate(r["rows"]):
+                keys = ["regime_return", "fresh_return", "figure", *[m for m, _ in METRICS]]
+                run_rows.append({"arm": arm, "seed": r["seed"], "regime": k, **{key: row.get(key) for key in keys}})
         for k in range(min(len(r["rows"]) for r in runs)):
             row = {"arm": arm, "regime": k}
             for key in ["regime_return", "fresh_return", "figure", *[m for m, _ in METRICS]]:
@@ -108,22 +131,24 @@ def main(argv: list[str] | None = None) -> int:
                 row.update({key: mean, f"{key}_lo": lo, f"{key}_hi": hi})
             row["seeds"] = len(runs)
             regime_rows.append(row)
-    for name, rows in [("table.csv", summary_rows), ("regimes.csv", regime_rows)]:
-        with open(args.out / name, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in row.items()})
+    for name, rows in [("table.csv", summary_rows), ("regimes.csv", regime_rows), ("runs.csv", run_rows)]:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in row.items()})
+        atomic_write_text(args.out / name, text.getvalue())
 
     keys = ["return_regime0", "figure_regime0", "figure_after", "drop", "figure_last", "recovery"]
+    keys += [f"figure_after_minus_{args.baseline}"] if base else []
     print("| arm | seeds | " + " | ".join(keys) + " |")
     print("|---|---|" + "---|" * len(keys))
     by = {(r["arm"], r["metric"]): r for r in summary_rows}
     for arm in arms:
         cells = []
         for key in keys:
-            r = by[(arm, key)]
-            cells.append(f"{r['mean']:.0f} [{r['lo']:.0f}, {r['hi']:.0f}]")
+            r = by.get((arm, key))
+            cells.append(f"{r['mean']:.0f} [{r['lo']:.0f}, {r['hi']:.0f}]" if r else "")
         print(f"| {arm} | {by[(arm, 'drop')]['seeds']} | " + " | ".join(cells) + " |")
 
     import matplotlib
@@ -157,8 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(f"{args.sweep_dir.name}: mean and 95% interval over seeds (seeds per arm in brackets)")
     fig.tight_layout()
-    fig.savefig(args.out / "figure.png", dpi=110)
-    print(f"wrote {args.out / 'table.csv'}, {args.out / 'regimes.csv'}, {args.out / 'figure.png'}")
+    partial = args.out / ".figure.png.partial"
+    fig.savefig(partial, dpi=110, format="png")
+    partial.replace(args.out / "figure.png")
+    print(f"wrote table.csv, regimes.csv, runs.csv and figure.png in {args.out}")
     return 0
 
 

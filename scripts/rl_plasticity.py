@@ -33,7 +33,7 @@ import torch
 from stable_baselines3.common.logger import configure
 
 from syre_rl import runs
-from syre_rl.cli import OneLineParser, UsageError
+from syre_rl.cli import OneLineParser, UsageError, seed_int
 from syre_rl.cli import fail as cli_fail
 from syre_rl.envs import RegimeLoggerCallback, resolve_env
 from syre_rl.presets import PROJECT_ROOT, PresetError
@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tail", type=float, default=0.25, help="fraction of a regime whose episodes count")
     p.add_argument("--no-fresh", action="store_true", help="skip the fresh agents (no plasticity figure)")
     p.add_argument("--fresh-dir", type=Path, help="cache of fresh agents' regime returns")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--run-dir", type=Path, help="default: runs/plasticity/<preset>-<env>-<method>-s<seed>")
     p.add_argument("--force", action="store_true", help="replace an existing run of this script")
     args = p.parse_args(argv)

@@ -81,9 +81,16 @@ def test_not_a_sweep_directory_is_one_line_and_exit_2(tmp_path, capsys):
     assert exit_.value.code == 2 and "not a sweep directory" in err and len(err.strip().splitlines()) == 1
 
 
-def test_rl_sweep_csv_is_the_seed_mean_of_the_binned_events(tmp_path):
-    sweep_dir = tmp_path / "sw"
+@pytest.fixture(scope="module")
+def rl_smoke_sweep(tmp_path_factory) -> Path:
+    """A real two-arm, two-seed train_ppo.py sweep of 768 steps (evaluated at step 512 of each env pair)."""
+    sweep_dir = tmp_path_factory.mktemp("rl") / "sw"
     run_sweep("rl:smoke", sweep_dir, "--", "--total-timesteps", "768")
+    return sweep_dir
+
+
+def test_rl_sweep_csv_is_the_seed_mean_of_the_binned_events(rl_smoke_sweep, tmp_path):
+    sweep_dir = rl_smoke_sweep
     out = tmp_path / "fig"
     metrics = ["return=rollout/ep_rew_mean", "value loss=train/value_loss", "rank=plasticity/nothing/*"]
     args = [str(sweep_dir), "--out", str(out), "--bins", "3"] + [f"--metric={m}" for m in metrics]
@@ -117,6 +124,32 @@ def test_rl_sweep_csv_is_the_seed_mean_of_the_binned_events(tmp_path):
             np.testing.assert_allclose([float(r["mean"]) for r in got], expected[present], rtol=1e-6)
             assert all(int(r["n_seeds"]) == 2 for r in got)
             assert all(float(r["lo"]) <= float(r["mean"]) <= float(r["hi"]) for r in got)
+
+
+def test_finals_are_each_runs_last_values_and_the_paired_difference(rl_smoke_sweep, tmp_path):
+    out = tmp_path / "fig"
+    assert plot_script.main([str(rl_smoke_sweep), "--out", str(out), "--finals", "ppo"]) == 0
+    last = {}  # (metric, method, seed) -> the last logged value, read from the event files directly
+    for run in json.loads((rl_smoke_sweep / "sweep.json").read_text())["runs"]:
+        acc = EventAccumulator(str(rl_smoke_sweep / run["id"] / "tb"))
+        acc.Reload()
+        for metric, tag in (("evaluation return", "eval/mean_reward"), ("training return", "rollout/ep_rew_mean")):
+            last[metric, run["method"], run["seed"]] = acc.Scalars(tag)[-1].value
+    per_run = read_csv(out / "finals_runs.csv")
+    assert len(per_run) == len(last) == 8
+    for r in per_run:
+        assert float(r["value"]) == pytest.approx(last[r["metric"], r["method"], int(r["seed"])], rel=1e-6)
+    rows = {(r["metric"], r["method"]): r for r in read_csv(out / "finals.csv")}
+    for metric in ("evaluation return", "training return"):
+        base, syre = rows[metric, "ppo"], rows[metric, "ppo-syre"]
+        assert float(base["mean"]) == pytest.approx(np.mean([last[metric, "ppo", s] for s in (0, 1)]), rel=1e-6)
+        diffs = [last[metric, "ppo-syre", s] - last[metric, "ppo", s] for s in (0, 1)]
+        assert float(syre["diff"]) == pytest.approx(np.mean(diffs), rel=1e-6, abs=1e-6)
+        assert float(syre["diff_lo"]) <= float(syre["diff"]) <= float(syre["diff_hi"]) and base["diff"] == ""
+    assert "minus ppo, paired by seed" in (out / "finals.md").read_text()
+    with pytest.raises(SystemExit) as exit_:
+        plot_script.main([str(rl_smoke_sweep), "--out", str(out), "--finals", "nope"])
+    assert exit_.value.code == 2
 
 
 def test_supervised_sweep_csv_groups_members_over_seeds(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import subprocess
@@ -19,6 +20,10 @@ _spec = importlib.util.spec_from_file_location("rl_plasticity", PROJECT_ROOT / "
 assert _spec is not None and _spec.loader is not None
 rl_plasticity = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(rl_plasticity)
+_report_spec = importlib.util.spec_from_file_location("report", PROJECT_ROOT / "scripts" / "report_rl_plasticity.py")
+assert _report_spec is not None and _report_spec.loader is not None
+report = importlib.util.module_from_spec(_report_spec)
+_report_spec.loader.exec_module(report)
 
 
 def test_regime_return_counts_the_tail_of_its_own_regime() -> None:
@@ -74,26 +79,33 @@ def test_tiny_run_compares_the_continuing_agent_with_fresh_agents(tmp_path) -> N
     assert exists.value.code == 2 and json.loads((tmp_path / "s" / "results.json").read_text()) == syre
     assert rl_plasticity.main([*args, "--force"]) == 0
 
+    # The report of the two runs as a sweep: per-run rows as written, and syre's figure minus plain's by seed.
+    runs = [{"id": "plain", "method": "ppo", "seed": 1}, {"id": "s", "method": "ppo-syre", "seed": 1}]
+    (tmp_path / "sweep.json").write_text(json.dumps({"runs": runs}))
+    assert report.main([str(tmp_path), "--out", str(tmp_path / "report")]) == 0
+    with open(tmp_path / "report" / "runs.csv") as f:
+        rows = {(r["arm"], int(r["regime"])): r for r in csv.DictReader(f)}
+    assert float(rows["ppo-syre", 1]["figure"]) == pytest.approx(syre["rows"][1]["figure"], rel=1e-3)
+    with open(tmp_path / "report" / "table.csv") as f:
+        table = {(r["arm"], r["metric"]): r for r in csv.DictReader(f)}
+    after = syre["rows"][1]["figure"] - plain["rows"][1]["figure"]  # regimes 1.. averaged: one regime here
+    assert float(table["ppo-syre", "figure_after_minus_ppo"]["mean"]) == pytest.approx(after, rel=1e-3, abs=1e-3)
+    assert ("ppo", "figure_after_minus_ppo") not in table and (tmp_path / "report" / "figure.png").is_file()
 
-def test_bad_input_is_one_line_and_status_2(tmp_path) -> None:
+
+@pytest.mark.parametrize(
+    ("flags", "says"), [(["--env", "Pendulum-v1"], "stationary"), (["--seed", "-1"], "--seed")]
+)
+def test_bad_input_is_one_line_and_status_2(tmp_path, flags: list[str], says: str) -> None:
     result = subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_ROOT / "scripts" / "rl_plasticity.py"),
-            "--env",
-            "Pendulum-v1",
-            "--run-dir",
-            str(tmp_path / "r"),
-        ],
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "rl_plasticity.py"), *flags, "--run-dir", str(tmp_path / "r")],
         capture_output=True,
         text=True,
         cwd=PROJECT_ROOT,
         check=False,
     )
-    ours = [line for line in result.stderr.splitlines() if not line.startswith("pybullet build time")]
-    assert (
-        result.returncode == 2 and len(ours) == 1 and "stationary" in ours[0]
-    )  # PyBullet's import banner aside
+    lines = result.stderr.splitlines()  # PyBullet's import banner included: it is silenced
+    assert result.returncode == 2 and len(lines) == 1 and says in lines[0] and result.stdout == ""
     assert not (tmp_path / "r").exists()
 
 

@@ -7,11 +7,17 @@ venv = make_vec_env("slippery_ant:study", n_envs=1, seed=0)
 from __future__ import annotations
 
 import gymnasium as gym
-import pybullet_envs_gymnasium  # noqa: F401  (registers AntBulletEnv-v0 and the other bodies)
 
-from syre_rl.envs.callbacks import RegimeLoggerCallback
-from syre_rl.envs.observation import ObservationMapWrapper, VecObservationMap, observation_map
-from syre_rl.envs.quiet import silence_bullet_clients
+import sys
+
+from syre_rl.envs.quiet import c_stdout_silenced, silence_bullet_clients
+
+with c_stdout_silenced(sys.stderr):  # PyBullet prints its build time to stderr on import
+    import pybullet  # noqa: F401
+    import pybullet_envs_gymnasium  # noqa: F401  (registers AntBulletEnv-v0 and the other bodies)
+
+from syre_rl.envs.callbacks import RegimeLoggerCallback  # noqa: E402
+from syre_rl.envs.observation import ObservationMapWrapper, VecObservationMap, observation_map  # noqa: E402
 from syre_rl.envs.schedule import RegimeSchedule
 from syre_rl.envs.tasks import (
     TASKS,

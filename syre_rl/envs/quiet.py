@@ -13,20 +13,25 @@ import functools
 import os
 import sys
 from collections.abc import Iterator
+from typing import TextIO
 
 __all__ = ["c_stdout_silenced", "silence_bullet_clients"]
 
 
 @contextlib.contextmanager
-def c_stdout_silenced() -> Iterator[None]:
-    """Send file descriptor 1 to /dev/null (C code's prints included), then restore it."""
+def c_stdout_silenced(stream: TextIO | None = None) -> Iterator[None]:
+    """Send ``stream``'s file descriptor (default stdout) to /dev/null, C code's prints included, then restore it.
+
+    Python exceptions raised inside still propagate (and print) after the descriptor is restored.
+    """
+    stream = sys.stdout if stream is None else stream
     try:
-        fd = sys.stdout.fileno()
+        fd = stream.fileno()
     except (AttributeError, OSError, ValueError):  # pytest's capture and other stand-ins have no descriptor
         yield
         return
     libc = ctypes.CDLL(None)
-    sys.stdout.flush()
+    stream.flush()
     saved = os.dup(fd)
     try:
         with open(os.devnull, "w") as devnull:

@@ -1,4 +1,4 @@
-"""Measurements of collapse, one definition each (design notes, section 5). Imports only torch.
+"""Measurements of collapse, one definition each. Imports only torch.
 
 Activation-based measures take a 2-D tensor ``[batch, units]``; weight-based ones take a module.
 """

@@ -5,7 +5,7 @@ A stacked linear layer keeps its weights as ``[members, in, out]`` and runs all 
 ``[batch, members * channels, H, W]``. Nothing mixes members, so the gradient of the summed member losses with
 respect to member ``e``'s weights is member ``e``'s own gradient, and one elementwise optimizer (Adam, AdamW, SGD)
 over the stacks is exactly ``E`` independent optimizers. This turns ``E`` launch-bound small runs into one run of
-larger kernels (design notes, section 8).
+larger kernels.
 
 Weight decay and syre differ per member (a weight-decay sweep is ``E`` strengths), so :func:`member_decay` builds
 one :class:`syre_rl.core.Syre` with a given per-element ``D`` (``gamma_e`` on member ``e``'s slice) and given
