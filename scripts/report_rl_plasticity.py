@@ -166,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         for i, arm in enumerate(arms):
             rows = [r for r in regime_rows if r["arm"] == arm]
             x = [r["regime"] for r in rows]
-            color = f"C{i % 10}"
+            color, style = f"C{i % 10}", ("-", "--", ":")[i // 10 % 3]  # 10 colours, then other line styles
             ax.plot(
-                x, [r[key] for r in rows], marker="o", ms=3, color=color, label=f"{arm} ({rows[0]['seeds']})"
+                x, [r[key] for r in rows], style, marker="o", ms=3, color=color, label=f"{arm} ({rows[0]['seeds']})"
             )
             ax.fill_between(
                 x, [r[f"{key}_lo"] for r in rows], [r[f"{key}_hi"] for r in rows], color=color, alpha=0.15

@@ -12,7 +12,7 @@ import sys
 
 from syre_rl.envs.quiet import c_stdout_silenced, silence_bullet_clients
 
-with c_stdout_silenced(sys.stderr):  # PyBullet prints its build time to stderr on import
+with c_stdout_silenced(sys.__stderr__ or sys.stderr):  # PyBullet prints its build time on import, to the C stderr
     import pybullet  # noqa: F401
     import pybullet_envs_gymnasium  # noqa: F401  (registers AntBulletEnv-v0 and the other bodies)
 
