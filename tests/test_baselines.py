@@ -151,6 +151,29 @@ def test_ns_adam_sets_betas_and_steps_like_adam_with_them() -> None:
         make_method("ns-adam", model, torch.optim.SGD(model.parameters(), lr=0.1))
 
 
+@pytest.mark.parametrize("window", [False, True])
+def test_redo_window_scores_dormancy_over_every_batch_since_the_last_check(window: bool) -> None:
+    model = mlp()
+    with torch.no_grad():  # unit 2 of the first layer fires only when input 0 is large (the first batch)
+        model[0].weight[2] = 0.0
+        model[0].weight[2, 0] = 1.0
+        model[0].bias[2] = -5.0
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # no learning: the units stay as they are
+    redo = make_method("redo", model, optimizer, every=3, window=window, weight_decay=0.0, seed=0)
+    seen: list[torch.Tensor] = []
+    model[1].register_forward_hook(lambda m, a, out: seen.append(out.detach().clone()))
+    torch.manual_seed(1)
+    batches = [torch.randn(8, 6).clamp(-3, 3) for _ in range(3)]
+    batches[0][:, 0] = 10.0
+    for x in batches:
+        train_step(model, optimizer, x)
+    scored = torch.cat(seen) if window else seen[-1]  # equal batches: the window's mean is the batches' mean
+    expected = dormant_mask(scored, 0.1)
+    assert redo.resets_per_layer[0] == int(expected.sum())
+    assert bool(expected[2]) is not window  # the latest batch alone calls unit 2 dormant, the window does not
+    assert bool(model[0].bias[2] == -5.0) is window  # a reset unit's bias is 0
+
+
 def test_redo_resets_exactly_the_dormant_units_and_their_adam_state() -> None:
     model = mlp()
     with torch.no_grad():  # units 1 and 3 of the first layer and unit 5 of the second never fire

@@ -218,3 +218,18 @@ def test_report_bad_input_is_one_line_and_status_2(tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no results.json" in err
+
+
+def test_redo_on_bit_flipping_scores_each_period_and_resets_units(tmp_path):
+    """Online learning at batch 1: ReDo's window scores dormancy over the period's examples, not the last one."""
+    experiment, cfg = tiny(
+        "bit-flipping",
+        seeds=2,
+        methods=["redo"],
+        method_kwargs={"redo": {"tau": 0.1, "every": 200, "window": True, "weight_decay": 0.0}},
+    )
+    results = train(experiment, cfg, run_dir=tmp_path / "run", log=lambda s: None)
+    assert results["stages_done"] == 3 and [m["method"] for m in results["members"]] == ["redo", "redo"]
+    assert all(np.isfinite(v) for h in results["history"] for v in h["metrics"]["train/loss"])
+    resets = results["history"][-1]["metrics"]["methods/reset_units"]
+    assert len(resets) == 2 and all(0 <= r <= 3 * 5 for r in resets)  # at most every unit, once per period

@@ -320,12 +320,16 @@ class ReDo(_UnitResetMethod):
     """ReDo (Sokar et al. 2023): every ``every`` updates, reset the units that are dormant on the latest batch.
 
     Dormant is the shared definition :func:`~syre_rl.plasticity.metrics.dormant_mask` (mean ``|a|`` over the
-    batch / layer mean ``<= tau``), on the activations of the training forward pass just before the step.
+    batch / layer mean ``<= tau``), on the activations of the training forward pass just before the step. With
+    ``window=True`` the mean ``|a|`` is taken over every training batch since the last check instead: ReDo scores
+    units on a batch of many samples, which online learning at batch 1 never sees in one step (a ReLU unit is then
+    "dormant" whenever the single example happens not to excite it).
 
     :param model: the model; its hidden layers are found by :func:`~syre_rl.plasticity.activations.hidden_layers`.
     :param layers: the hidden layers to act on, when they cannot be found automatically (stacked models).
     :param tau: dormancy threshold (0.1 in RL).
     :param every: optimizer steps between checks.
+    :param window: score dormancy over all batches since the last check (equal-sized batches weigh alike).
     :param weight_decay: coupled L2 added alongside (the reference setting 1e-4; 0 for none).
     :param init: fresh in-weights ``"uniform"`` or ``"normal"``, at the layer's initial std.
     :param members: of a stacked model, the members acted on (default all).
@@ -344,6 +348,7 @@ class ReDo(_UnitResetMethod):
         layers: Sequence[HiddenLayer] | None = None,
         tau: float = 0.1,
         every: int = 100,
+        window: bool = False,
         weight_decay: float = 1e-4,
         init: Literal["uniform", "normal"] = "uniform",
         members: Sequence[int] | None = None,
@@ -351,13 +356,16 @@ class ReDo(_UnitResetMethod):
         exclude: str | Iterable[str] | None = None,
         seed: int | Sequence[int] | None = None,
     ) -> None:
+        if not isinstance(window, bool):
+            raise ValueError(f"window must be true or false, got {window!r}")
         if not tau >= 0:
             raise ValueError(f"tau must be >= 0, got {tau!r}")
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}")
         super().__init__(model, layers, weight_decay, init, members, seed, include, exclude)
-        self.tau, self.every = float(tau), every
+        self.tau, self.every, self.window = float(tau), every, window
         self.updates = 0
+        self._score_sums: list[Tensor | None] = [None] * len(self.layers)  # window: sum of per-batch mean |a|
         self.resets = [[0] * len(self.members) for _ in self.layers]  # per layer, per member
 
     @property
@@ -367,10 +375,20 @@ class ReDo(_UnitResetMethod):
     @torch.no_grad()
     def _act(self, optimizer: torch.optim.Optimizer) -> None:
         self.updates += 1
+        if self.window:
+            for i in range(len(self.layers)):
+                acts = self.activations(i)
+                if acts is not None:
+                    score = acts.abs().mean(1)  # [members, units]
+                    total = self._score_sums[i]
+                    self._score_sums[i] = score if total is None else total.add_(score)
         if self.updates % self.every:
             return
         for i in range(len(self.layers)):
             acts = self.activations(i)
+            if self.window and self._score_sums[i] is not None:
+                acts = self._score_sums[i].unsqueeze(1)  # one row per member: the window's mean |a|, scaled
+                self._score_sums[i] = None
             if acts is None:
                 continue
             for k in range(len(self.members)):
@@ -384,11 +402,13 @@ class ReDo(_UnitResetMethod):
             **super().get_extra_state(),
             "updates": self.updates,
             "resets": [list(r) for r in self.resets],
+            "score_sums": list(self._score_sums),
         }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         super().set_extra_state(state)
         self.updates, self.resets = state["updates"], [list(r) for r in state["resets"]]
+        self._score_sums = list(state.get("score_sums", [None] * len(self.layers)))
 
 
 class CBP(_UnitResetMethod):
