@@ -33,7 +33,7 @@ SLICES = {
 def run_seconds(name: str, seeds: int, seed: int, run_dir: Path) -> float:
     experiment = EXPERIMENTS[name]
     cfg = load_preset(PROJECT_ROOT / "experiments" / f"{name}.yaml", "default", experiment.schema)
-    cfg = dataclasses.replace(cfg, **SLICES[name], seeds=seeds, seed=seed, methods=["vanilla"])
+    cfg = dataclasses.replace(cfg, **SLICES[name], seeds=seeds, seed=seed, methods=["none"])
     return train(experiment, cfg, run_dir=run_dir, force=True, log=lambda s: None)["train_seconds"]
 
 

@@ -233,3 +233,9 @@ def test_redo_on_bit_flipping_scores_each_period_and_resets_units(tmp_path):
     assert all(np.isfinite(v) for h in results["history"] for v in h["metrics"]["train/loss"])
     resets = results["history"][-1]["metrics"]["methods/reset_units"]
     assert len(resets) == 2 and all(0 <= r <= 3 * 5 for r in resets)  # at most every unit, once per period
+
+
+@pytest.mark.parametrize("name", ["kumar-permuted-mnist", "random-label-mnist", "bit-flipping"])
+def test_every_benchmark_preset_builds_from_its_defaults_alone(name):
+    """A preset that leaves a field out takes the dataclass default, which must itself pass the checks."""
+    EXPERIMENTS[name].schema()  # raises on an unknown default method name

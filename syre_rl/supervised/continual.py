@@ -269,7 +269,7 @@ class BitFlippingPreset(SupervisedPreset):
     batch_size: int = 1
     lr: float = 0.01
     optimizer: Literal["adam", "sgd"] = "sgd"
-    methods: list[str] = field(default_factory=lambda: ["vanilla"])
+    methods: list[str] = field(default_factory=lambda: ["none"])
     eval_size: int = 1000
 
     def __post_init__(self) -> None:
