@@ -15,7 +15,15 @@ effective rank and dead fraction of actor and critic per regime). Summary rows:
 - ``drop``: ``figure_after - figure_regime0`` per seed: how far the figure falls once the task starts changing
   (below 0 with an interval that excludes 0: the agent lost plasticity);
 - ``figure_last``: the last regime's figure, and ``recovery`` = last minus regime 1 (above 0: the agent
-  regains some plasticity over the run).
+  regains some plasticity over the run);
+- ``late_minus_early``: the figure's mean over the last third of regimes 1..R-1 minus its mean over the first
+  third (below 0 with an interval that excludes 0: plasticity keeps draining as changes accumulate).
+
+``summary.md`` states the checks of the study before any comparison: whether the ``--baseline`` arm lost
+plasticity (``figure_after`` or ``late_minus_early`` with an interval below 0), whether the ``--control`` arm (a
+fresh network at each change) scores about 0 (its ``figure_after`` interval holds 0, or its mean is within 10% of
+the baseline's loss; said at the top when it does not), and which arms separate from the baseline (paired
+``figure_after`` difference with an interval that excludes 0).
 """
 
 from __future__ import annotations
@@ -31,29 +39,16 @@ import numpy as np
 
 from syre_rl.cli import OneLineParser, UsageError, check_writable
 from syre_rl.runs import atomic_write_text
+from syre_rl.stats import t_interval as interval
 
 PROG = "report_rl_plasticity.py"
 
-# Two-sided 95% quantiles of Student's t by degrees of freedom (1..30); beyond that, the normal's 1.96.
-T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-       2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]  # fmt: skip
 METRICS = [
     ("plasticity/actor/effective_rank", "actor effective rank"),
     ("plasticity/critic/effective_rank", "critic effective rank"),
     ("plasticity/actor/dead_fraction", "actor dead fraction"),
     ("plasticity/critic/dead_fraction", "critic dead fraction"),
 ]
-
-
-def interval(values: list[float]) -> tuple[float, float, float, int]:
-    """Mean and 95% t-interval over seeds (NaN values dropped): ``(mean, lo, hi, n)``."""
-    x = np.array([v for v in values if v is not None and not math.isnan(v)], dtype=float)
-    if x.size == 0:
-        return math.nan, math.nan, math.nan, 0
-    if x.size == 1:
-        return float(x[0]), math.nan, math.nan, 1
-    half = T95[min(x.size - 2, len(T95) - 1)] * x.std(ddof=1) / math.sqrt(x.size)
-    return float(x.mean()), float(x.mean() - half), float(x.mean() + half), int(x.size)
 
 
 def arm_label(run: dict) -> str:
@@ -76,6 +71,9 @@ def load(sweep_dir: Path) -> dict[str, list[dict]]:
 def per_seed_summary(results: dict) -> dict[str, float]:
     fig = [r["figure"] if r["figure"] is not None else math.nan for r in results["rows"]]
     after = float(np.nanmean(fig[1:])) if len(fig) > 1 else math.nan
+    changed = fig[1:]
+    third = len(changed) // 3
+    trend = float(np.nanmean(changed[-third:]) - np.nanmean(changed[:third])) if third else math.nan
     return {
         "return_regime0": results["rows"][0]["regime_return"],
         "figure_regime0": fig[0],
@@ -83,8 +81,51 @@ def per_seed_summary(results: dict) -> dict[str, float]:
         "drop": after - fig[0],
         "figure_last": fig[-1] if len(fig) > 1 else math.nan,
         "recovery": fig[-1] - fig[1] if len(fig) > 2 else math.nan,
+        "late_minus_early": trend,
         "steps_per_second": results["steps_per_second"],
     }
+
+
+def _cell(row: dict | None) -> str:
+    return f"{row['mean']:+.0f} [{row['lo']:+.0f}, {row['hi']:+.0f}] ({row['seeds']} seeds)" if row else "not run"
+
+
+def _below(row: dict | None) -> bool:
+    return bool(row) and row["hi"] < 0
+
+
+def checks(by: dict[tuple[str, str], dict], arms: list[str], baseline: str, control: str) -> str:
+    """The study's checks in words: the phenomenon, the control, and which arms separate from the baseline."""
+    lines = []
+    loss, trend = by.get((baseline, "figure_after")), by.get((baseline, "late_minus_early"))
+    ctrl = by.get((control, "figure_after"))
+    ctrl_ok = bool(ctrl) and (
+        ctrl["lo"] <= 0 <= ctrl["hi"] or (loss is not None and abs(ctrl["mean"]) <= 0.1 * abs(loss["mean"]))
+    )
+    if ctrl is None:
+        lines.append(f"**No control arm ({control}) in this sweep: the harness is unchecked.**")
+    elif not ctrl_ok:
+        lines.append(f"**The control arm {control} is not near 0 ({_cell(ctrl)}): check the harness first.**")
+    lost = _below(loss) or _below(trend)
+    lines += [
+        f"- phenomenon: {baseline}'s figure after the first change {_cell(loss)}; late minus early "
+        f"{_cell(trend)}: " + ("it loses plasticity." if lost else "no loss of plasticity shown."),
+        f"- control: {control}'s figure after the first change {_cell(ctrl)}: "
+        + ("about 0, as it must be." if ctrl_ok else "NOT about 0."),
+    ]
+    if not lost:
+        lines.append(f"- methods are not compared: {baseline} shows no loss to remedy here.")
+        return "\n".join(lines)
+    separate = []
+    for arm in arms:
+        row = by.get((arm, f"figure_after_minus_{baseline}"))
+        if arm not in (baseline, control) and row and (row["lo"] > 0 or row["hi"] < 0):
+            separate.append(f"{arm} {row['mean']:+.0f} [{row['lo']:+.0f}, {row['hi']:+.0f}]")
+    lines.append(
+        f"- separate from {baseline} (figure after the change, paired by seed, interval excluding 0): "
+        + ("; ".join(separate) if separate else "none")
+    )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("sweep_dir", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--baseline", default="ppo", help="arm the others are compared with, seed by seed (default ppo)")
+    p.add_argument("--control", default="ppo-reset-all", help="the arm that must score about 0 (default ppo-reset-all)")
     args = p.parse_args(argv)
     if not (args.sweep_dir / "sweep.json").is_file():
         print(f"report_rl_plasticity.py: error: {args.sweep_dir} has no sweep.json", file=sys.stderr)
@@ -139,17 +181,19 @@ def main(argv: list[str] | None = None) -> int:
             writer.writerow({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in row.items()})
         atomic_write_text(args.out / name, text.getvalue())
 
-    keys = ["return_regime0", "figure_regime0", "figure_after", "drop", "figure_last", "recovery"]
+    keys = ["return_regime0", "figure_regime0", "figure_after", "drop", "figure_last", "recovery", "late_minus_early"]
     keys += [f"figure_after_minus_{args.baseline}"] if base else []
-    print("| arm | seeds | " + " | ".join(keys) + " |")
-    print("|---|---|" + "---|" * len(keys))
     by = {(r["arm"], r["metric"]): r for r in summary_rows}
+    table = ["| arm | seeds | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for arm in arms:
         cells = []
         for key in keys:
             r = by.get((arm, key))
-            cells.append(f"{r['mean']:.0f} [{r['lo']:.0f}, {r['hi']:.0f}]" if r else "")
-        print(f"| {arm} | {by[(arm, 'drop')]['seeds']} | " + " | ".join(cells) + " |")
+            cells.append(f"{r['mean']:.0f} [{r['lo']:.0f}, {r['hi']:.0f}]" if r and not math.isnan(r["mean"]) else "")
+        table.append(f"| {arm} | {by[(arm, 'drop')]['seeds']} | " + " | ".join(cells) + " |")
+    print("\n".join(table))
+    atomic_write_text(args.out / "table.md", "\n".join(table) + "\n")
+    atomic_write_text(args.out / "summary.md", checks(by, list(arms), args.baseline, args.control) + "\n")
 
     import matplotlib
 
@@ -185,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     partial = args.out / ".figure.png.partial"
     fig.savefig(partial, dpi=110, format="png")
     partial.replace(args.out / "figure.png")
-    print(f"wrote table.csv, regimes.csv, runs.csv and figure.png in {args.out}")
+    print(f"wrote table.csv, table.md, summary.md, regimes.csv, runs.csv and figure.png in {args.out}")
     return 0
 
 

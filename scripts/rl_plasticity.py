@@ -11,8 +11,9 @@ scratch). Fresh references depend only on preset, task and seed, so they are com
 ``--fresh-dir`` (default: ``fresh/`` beside the run directory), shared by every method of a sweep. Effective
 rank, dead units and weight magnitudes of actor and critic are measured at the end of every regime.
 
-Writes ``<run-dir>/results.json`` (``done: true`` at the end) and TensorBoard logs in ``<run-dir>/tb``
-(``plasticity/regime_return``, ``plasticity/return_vs_fresh``, ``plasticity/actor/...``). A run is short, so an
+Writes ``<run-dir>/results.json`` (``done: true`` at the end), TensorBoard logs in ``<run-dir>/tb``
+(``plasticity/regime_return``, ``plasticity/return_vs_fresh``, ``plasticity/actor/...``) and a checkpoint of the
+agent at the end of every regime (``checkpoints/step_<n>``, what ``scripts/diagnose_plasticity.py`` starts from). A run is short, so an
 interrupted one restarts from scratch (``--force``; it replaces only a run of this script). Bad input: one line on
 stderr, exit status 2.
 """
@@ -36,12 +37,19 @@ from syre_rl import runs
 from syre_rl.cli import OneLineParser, UsageError, seed_int
 from syre_rl.cli import fail as cli_fail
 from syre_rl.envs import RegimeLoggerCallback, resolve_env
-from syre_rl.presets import PROJECT_ROOT, PresetError
+from syre_rl.policies.layers import ACTIVATIONS
+from syre_rl.presets import PROJECT_ROOT, PresetError, build_preset
 from syre_rl.rl.agents import AgentPreset, agent_preset_names, load_agent_preset
 from syre_rl.rl.callbacks import TaskChangeCallback
-from syre_rl.rl.continual import RegimeReturnCallback, RegimeSnapshotCallback, fresh_regime_return
+from syre_rl.rl.continual import (
+    RegimeCheckpointCallback,
+    RegimeReturnCallback,
+    RegimeSnapshotCallback,
+    fresh_regime_return,
+)
 from syre_rl.rl.methods import POLICY_CHOICES
 from syre_rl.rl.model import build_model, make_env
+from syre_rl.rl.run_dir import RunDir
 
 PROG = "rl_plasticity.py"
 RESULTS = runs.RESULTS
@@ -69,6 +77,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--anchor-scale", choices=["fan_in", "init", "absolute"], help="what sigma0 is relative to"
     )
+    p.add_argument(
+        "--method-kwargs",
+        type=json_object,
+        help='settings of the chosen method as JSON, over the preset\'s (e.g. \'{"form": "boundary"}\')',
+    )
+    p.add_argument("--layer-norm", action="store_true", help="LayerNorm before every hidden activation")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), help="hidden activation (default: the preset's)")
     p.add_argument("--weight-decay", type=float, help="Adam's coupled weight decay toward 0 (any method)")
     p.add_argument("--adam-betas", type=float, nargs=2, help="Adam's betas, e.g. 0.99 0.99")
     p.add_argument("--regimes", type=int, help="regimes to run (default: the task's)")
@@ -97,19 +112,38 @@ def preset_from_args(args: argparse.Namespace) -> AgentPreset:
         "method": args.method,
         "weight_decay": args.weight_decay,
         "adam_betas": list(args.adam_betas) if args.adam_betas else None,
+        "activation": args.activation,
+        "layer_norm": True if args.layer_norm else None,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    method = overrides.get("method", preset.method)
+    if args.method_kwargs is not None:
+        if method in ("none", "syre"):
+            raise ValueError("--method-kwargs needs a competing method (--syre takes --gamma, --sigma0, ...)")
+        settings = {**preset.method_kwargs.get(method, {}), **args.method_kwargs}
+        overrides["method_kwargs"] = {**preset.method_kwargs, method: settings}
     syre = {"sigma0": args.sigma0, "gamma": args.gamma, "mode": args.mode, "anchor_scale": args.anchor_scale}
     syre = {k: v for k, v in syre.items() if v is not None}
-    if syre and overrides.get("method", preset.method) != "syre":
+    if syre and method != "syre":
         raise ValueError(f"--{next(iter(syre)).replace('_', '-')} needs --syre")
     if syre:
         overrides["syre"] = {**preset.syre, **syre}
-    return dataclasses.replace(preset, **overrides)
+    return build_preset(type(preset), {**dataclasses.asdict(preset), **overrides}, f"ppo:{args.preset}")
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """argparse type: a JSON object."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"need a JSON object, got {text!r}")
+    return value
 
 
 # Preset fields that do not change how a plain agent trains: left out of the fresh agents' cache key.
-NOT_TRAINING = ("method", "method_kwargs", "description", "reference", "reference_return", "plasticity_every",
+NOT_TRAINING = ("method", "method_kwargs", "description", "reference", "reference_returns", "plasticity_every",
                 "eval_freq", "eval_episodes", "checkpoint_freq")  # fmt: skip
 
 
@@ -188,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
     returns = RegimeReturnCallback(ce, args.tail, fresh)
     snapshots = RegimeSnapshotCallback(ce)
+    checkpoints = RegimeCheckpointCallback(ce, RunDir(run_dir))
+    callbacks = [returns, snapshots, checkpoints, RegimeLoggerCallback(), TaskChangeCallback(preset.change_reset)]
     started = time.perf_counter()
-    model.learn(regimes * ce, callback=[returns, snapshots, RegimeLoggerCallback(), TaskChangeCallback()])
+    model.learn(regimes * ce, callback=callbacks)
     seconds = time.perf_counter() - started
 
     rows = []

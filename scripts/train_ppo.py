@@ -79,6 +79,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=["coupled", "decoupled"],
         help="like Adam's weight_decay or like AdamW",
     )
+    parser.add_argument(
+        "--layer-norm", action="store_true", default=None, help="LayerNorm before every hidden activation"
+    )
     parser.add_argument("--seed", type=seed_int, help="default 0")
     parser.add_argument(
         "--total-timesteps", type=positive_int, help="environment steps (default: the preset's)"
@@ -105,6 +108,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         "total_timesteps": args.total_timesteps,
         "n_envs": args.n_envs,
         "method": args.method,
+        "layer_norm": args.layer_norm,
         "syre": {
             "sigma0": args.sigma0,
             "gamma": args.gamma,

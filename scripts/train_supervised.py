@@ -32,7 +32,7 @@ from syre_rl.cli import (
     seed_int,
 )
 from syre_rl.presets import PresetError, build_preset, load_preset, preset_dir, runs_root
-from syre_rl.supervised.data import DataError, default_data_dir
+from syre_rl.supervised.data import DataError
 from syre_rl.supervised.experiments import EXPERIMENTS
 from syre_rl.supervised.train import STEP_MODES, CheckpointError, train
 
@@ -52,10 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--data-dir",
         type=Path,
         default=None,
-        help=f"torchvision-style data root (default {default_data_dir()})",
+        help="torchvision-style data root (default: $SYRE_RL_DATA, else the per-user cache folder)",
     )
     p.add_argument(
-        "--download", action="store_true", help="fetch missing datasets with torchvision (needs internet)"
+        "--download", action="store_true", help="fetch missing datasets into the data root (checked, atomic)"
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")

@@ -47,6 +47,11 @@ def _initializing(name: str) -> bool:
     return module is not None and bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
+def _register_envs(finished: str | None = None) -> None:
+    """Register the continuing tasks' gymnasium ids (light: :mod:`syre_rl.registration`)."""
+    importlib.import_module("syre_rl.registration").register_envs()
+
+
 def _register_policies(finished: str | None = None) -> None:
     """Import ``syre_rl.policies`` (which registers the string names) unless an import that will do it is under
     way: SB3 or sb3-contrib still executing (its own hook fires when it ends), or ``syre_rl.policies`` itself."""
@@ -56,10 +61,11 @@ def _register_policies(finished: str | None = None) -> None:
 
 
 class _RegisterAfterImport(importlib.abc.MetaPathFinder):
-    """Runs :func:`_register_policies` right after SB3 or sb3-contrib finishes importing."""
+    """Runs :func:`_register_policies` right after SB3 or sb3-contrib finishes importing, and
+    :func:`_register_envs` right after gymnasium does."""
 
     def find_spec(self, fullname: str, path: Any, target: ModuleType | None = None) -> Any:
-        if fullname not in _PACKAGES:
+        if fullname not in _HOOKS:
             return None
         spec = None  # found by whoever would have found it without us (site-packages, editable installs)
         for finder in sys.meta_path:
@@ -74,15 +80,22 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder):
         def exec_then_register(module: ModuleType) -> None:
             exec_module(module)
             try:
-                _register_policies(finished=fullname)
-            except ImportError as error:  # never break the user's import of SB3 itself
-                warnings.warn(f"syre_rl: the Syre* policy names are not registered: {error}", stacklevel=2)
+                _HOOKS[fullname](finished=fullname)
+            except ImportError as error:  # never break the user's import of SB3 or gymnasium itself
+                warnings.warn(f"syre_rl: names not registered after importing {fullname}: {error}", stacklevel=2)
 
         spec.loader.exec_module = exec_then_register  # type: ignore[method-assign]
         return spec
 
 
+# Package -> what to register once it has finished importing.
+_HOOKS = {**{name: _register_policies for name in _PACKAGES}, "gymnasium": _register_envs}
+
 if any(name in sys.modules for name in _PACKAGES):
     _register_policies()
-elif not any(isinstance(finder, _RegisterAfterImport) for finder in sys.meta_path):
+if "gymnasium" in sys.modules and not _initializing("gymnasium"):
+    _register_envs()
+if not all(name in sys.modules for name in _HOOKS) and not any(
+    isinstance(finder, _RegisterAfterImport) for finder in sys.meta_path
+):
     sys.meta_path.insert(0, _RegisterAfterImport())

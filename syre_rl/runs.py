@@ -75,7 +75,7 @@ RESULTS = "results.json"
 LAYOUTS: dict[str, frozenset[str]] = {
     "rl": frozenset({MARKER, CONFIG, TB, MONITOR, CHECKPOINTS, FINAL}),
     "supervised": frozenset({MARKER, SUPERVISED_CHECKPOINT, RESULTS, TB}),
-    "rl-plasticity": frozenset({MARKER, RESULTS, TB}),
+    "rl-plasticity": frozenset({MARKER, RESULTS, TB, CHECKPOINTS}),
 }
 SCRIPTS = {"rl": "train_ppo.py", "supervised": "train_supervised.py", "rl-plasticity": "rl_plasticity.py"}
 

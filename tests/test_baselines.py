@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
 from stable_baselines3 import PPO
 from torch import nn
 
-from syre_rl.baselines import CBP, METHODS, NS_ADAM_BETAS, ReDo, make_method
+from syre_rl.baselines import CBP, METHODS, NS_ADAM_BETAS, AdamResetClock, ReDo, make_method
 from syre_rl.plasticity import dormant_mask, hidden_layers
 
 
@@ -259,6 +260,7 @@ STATEFUL = {
     "redo": {"every": 1, "tau": 0.5},
     "shrink-perturb": {"noise_std": 1e-2},
     "l2-init": {"weight_decay": 0.1},
+    "reset-head": {"targets": ["4.*"], "every": 2},
 }
 
 
@@ -308,6 +310,8 @@ PPO_SETTINGS = {
     "cbp": {"maturity_threshold": 2, "replacement_rate": 0.05},
     "redo": {"every": 2},
     "ns-adam": {},
+    "reset-head": {"every": 3},
+    "reset-all": {"every": 5},
 }
 
 
@@ -432,3 +436,16 @@ def test_exclude_adds_to_the_default_that_keeps_log_std_out(name: str) -> None:
         after["0.bias"], before["0.bias"]
     )
     assert not torch.equal(after["4.weight"], before["4.weight"])  # the rest decays
+
+
+def test_adam_reset_clock_tables_are_the_direct_powers_bit_for_bit() -> None:
+    """The clock looks its bias corrections up in tables; they hold exactly what ``pow`` per entry gave, as far
+    as a tracked entry's own count can reach (the horizon plus one pruning interval)."""
+    param = nn.Parameter(torch.zeros(3))
+    optimizer = torch.optim.Adam([param], betas=(0.9, 0.999))
+    clock = AdamResetClock([param])
+    first, second = clock._corrections(0.9, 0.999, optimizer, param)
+    counts = torch.arange(1, first.numel(), dtype=torch.float32)[torch.randperm(first.numel() - 1)]
+    assert torch.equal(first.index_select(0, counts.long()), 1 - 0.9**counts)
+    assert torch.equal(second.index_select(0, counts.long()), (1 - 0.999**counts).sqrt())
+    assert first.numel() > math.log(AdamResetClock.TOLERANCE) / math.log(0.999) + AdamResetClock.PRUNE_EVERY

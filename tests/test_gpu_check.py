@@ -7,18 +7,16 @@ import json
 
 import pytest
 import torch
+from conftest import needs_data
 
 from syre_rl.presets import PROJECT_ROOT
-from syre_rl.supervised.data import default_data_dir
 
 _spec = importlib.util.spec_from_file_location("gpu_check", PROJECT_ROOT / "scripts" / "gpu_check.py")
 gpu_check = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(gpu_check)
 
 
-@pytest.mark.skipif(
-    bool(gpu_check.missing_mnist(default_data_dir())), reason="needs MNIST in the default data folder"
-)
+@needs_data("mnist")
 def test_dry_run_writes_the_report_and_summary(tmp_path, capsys):
     out = tmp_path / "check"
     # One CUDA test (run on the CPU) keeps this fast; the benchmarks run whole, at their dry-run sizes.
@@ -57,9 +55,7 @@ def test_missing_data_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
-@pytest.mark.skipif(
-    bool(gpu_check.missing_mnist(default_data_dir())), reason="needs MNIST in the default data folder"
-)
+@needs_data("mnist")
 def test_without_cuda_it_says_so_and_exits_3(tmp_path, capsys):
     code = gpu_check.main(["--out", str(tmp_path / "check")])
     err = capsys.readouterr().err

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs_data
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from syre_rl.presets import PROJECT_ROOT
@@ -152,6 +153,7 @@ def test_finals_are_each_runs_last_values_and_the_paired_difference(rl_smoke_swe
     assert exit_.value.code == 2
 
 
+@needs_data("mnist")
 def test_supervised_sweep_csv_groups_members_over_seeds(tmp_path):
     sweep_dir = tmp_path / "sw"
     run_sweep("supervised:tiny", sweep_dir)

@@ -101,17 +101,6 @@ def test_cifar_loaders_read_the_pickle_layout(tmp_path, name):
         load_dataset(name, tmp_path, train=False)
 
 
-def test_download_without_torchvision_says_so(tmp_path):
-    pytest.importorskip("torch")
-    try:
-        import torchvision  # noqa: F401
-    except ImportError:
-        with pytest.raises(DataError, match="torchvision, which is not installed"):
-            load_dataset("mnist", tmp_path, train=True, download=True)
-    else:
-        pytest.skip("torchvision is installed here")
-
-
 def test_every_example_once_per_epoch_and_orders_fixed_by_seed_and_epoch():
     n, seeds = 103, [0, 1, 0]
     order = epoch_order(n, seeds, epoch=0, device="cpu")

@@ -1,5 +1,5 @@
 """Every method behind one interface and one registry: none, syre, L2, L2-Init, Shrink & Perturb, CBP, ReDo,
-NS-Adam.
+NS-Adam, and the resets of whole tensors (reset-head, reset-all).
 
 Each is built from the model, then attached to any ``torch.optim.Optimizer``, and acts inside ``optimizer.step()``
 through step hooks (and forward hooks for the activations CBP and ReDo read):
@@ -26,6 +26,7 @@ from syre_rl.baselines.regularizers import (
     SyreMethod,
     noisy_layers,
 )
+from syre_rl.baselines.reinit import ResetAll, ResetHead
 from syre_rl.baselines.resets import CBP, AdamResetClock, ReDo
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "NoMethod",
     "PlasticityMethod",
     "ReDo",
+    "ResetAll",
+    "ResetHead",
     "SeededMethod",
     "ShrinkPerturb",
     "SyreMethod",

@@ -17,15 +17,23 @@ from torch import nn
 
 __all__ = ["DEFAULT_EXCLUDE", "PlasticityMethod", "SeededMethod", "exclude_patterns"]
 
-# Parameters no method touches unless asked by ``include``: SB3's state-independent exploration noise ``log_std``
-# (a policy setting, not a network weight). A method's ``exclude=`` adds to this list, it never replaces it.
+# Parameters no method touches unless its ``include`` names them literally (``include=["*", "log_std"]``): SB3's
+# state-independent exploration noise ``log_std`` (a policy setting, not a network weight). A method's
+# ``exclude=`` adds to this list, it never replaces it.
 DEFAULT_EXCLUDE: tuple[str, ...] = ("log_std",)
 
 
-def exclude_patterns(exclude: str | Iterable[str] | None) -> tuple[str, ...]:
-    """:data:`DEFAULT_EXCLUDE` plus the caller's ``exclude`` patterns."""
-    extra = (exclude,) if isinstance(exclude, str) else tuple(exclude or ())
-    return DEFAULT_EXCLUDE + tuple(p for p in extra if p not in DEFAULT_EXCLUDE)
+def _patterns(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value or ())
+
+
+def exclude_patterns(
+    exclude: str | Iterable[str] | None, include: str | Iterable[str] | None = None
+) -> tuple[str, ...]:
+    """:data:`DEFAULT_EXCLUDE` (less what ``include`` names literally) plus the caller's ``exclude`` patterns."""
+    named = set(_patterns(include))
+    default = tuple(p for p in DEFAULT_EXCLUDE if p not in named)
+    return default + tuple(p for p in _patterns(exclude) if p not in default)
 
 
 class PlasticityMethod(nn.Module):

@@ -1,6 +1,7 @@
 """The one registry of methods: every arm of every comparison, RL and supervised, by one name.
 
-``none`` (the baseline), ``syre``, ``l2``, ``l2-init``, ``shrink-perturb``, ``cbp``, ``redo`` and ``ns-adam`` are
+``none`` (the baseline), ``syre``, ``l2``, ``l2-init``, ``shrink-perturb``, ``cbp``, ``redo``, ``ns-adam``,
+``reset-head`` and ``reset-all`` are
 :class:`~syre_rl.baselines.base.PlasticityMethod` classes, chosen here by name; ``dropout`` is a forward-pass method
 of the supervised (stacked) models only. RL policies, supervised presets, grids, TensorBoard tags and figures all
 use these names.
@@ -17,6 +18,7 @@ from torch import nn
 
 from syre_rl.baselines.base import PlasticityMethod
 from syre_rl.baselines.regularizers import L2, L2Init, NoMethod, NSAdam, ShrinkPerturb, SyreMethod
+from syre_rl.baselines.reinit import ResetAll, ResetHead
 from syre_rl.baselines.resets import CBP, ReDo
 
 __all__ = [
@@ -29,7 +31,8 @@ __all__ = [
 ]
 
 METHODS: dict[str, type[PlasticityMethod]] = {
-    cls.name: cls for cls in (NoMethod, SyreMethod, L2, L2Init, ShrinkPerturb, CBP, ReDo, NSAdam)
+    cls.name: cls
+    for cls in (NoMethod, SyreMethod, L2, L2Init, ShrinkPerturb, CBP, ReDo, NSAdam, ResetHead, ResetAll)
 }
 # Methods that change the forward pass of the stacked supervised models (no optimizer hook).
 SUPERVISED_ONLY = ("dropout",)

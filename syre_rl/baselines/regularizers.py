@@ -92,7 +92,7 @@ class SyreMethod(_Decay):
             anchor_storage=anchor_storage,
             seed=seed,
             include=include,
-            exclude=exclude_patterns(exclude),
+            exclude=exclude_patterns(exclude, include) or None,
         )
 
 
@@ -127,7 +127,7 @@ class L2(_Decay):
             sigma0=0.0,
             mode="coupled",
             include=include,
-            exclude=exclude_patterns(exclude),
+            exclude=exclude_patterns(exclude, include) or None,
             anchors=self._anchors(model),
         )
 
@@ -157,7 +157,7 @@ def noisy_layers(
     """``(name, parameter, stacked)`` of every weight and bias of a Linear or convolution (plain or stacked)
     that the patterns select: what Shrink & Perturb perturbs (never norms, embeddings or SB3's ``log_std``)."""
     include_p = (include,) if isinstance(include, str) else tuple(include) if include is not None else None
-    exclude_p = exclude_patterns(exclude)
+    exclude_p = exclude_patterns(exclude, include)
     found = []
     for module_name, module in model.named_modules():
         stacked = bool(getattr(module, "stacked", False))

@@ -91,6 +91,7 @@ class AdamResetClock:
         # once every PRUNE_EVERY steps.
         self.entries: dict[int, tuple[Tensor, Tensor]] = {}
         self._steps_since_prune = 0
+        self._tables: dict[tuple[float, float, torch.device], tuple[Tensor, Tensor]] = {}
 
     PRUNE_EVERY = 100
 
@@ -143,7 +144,9 @@ class AdamResetClock:
             m = state["exp_avg"].reshape(-1)[flat].float()
             v = state["exp_avg_sq"].reshape(-1)[flat].float()
             torch_update = m / (1 - beta1**step) / (v.sqrt() / (1 - beta2**step).sqrt() + eps)
-            fresh_update = m / (1 - beta1**own) / (v.sqrt() / (1 - beta2**own).sqrt() + eps)
+            first, second = self._corrections(beta1, beta2, optimizer, param)
+            k = own.long()
+            fresh_update = m / first.index_select(0, k) / (v.sqrt() / second.index_select(0, k) + eps)
             corrected = param.view(-1)[flat] + (torch_update - fresh_update).mul_(lr).to(param.dtype)
             param.view(-1).index_copy_(0, flat, corrected)  # a repeated index gets the same value twice
             if prune:
@@ -151,6 +154,21 @@ class AdamResetClock:
                 self.entries[index] = (flat, last)
         if prune:
             self._steps_since_prune = 0
+
+    def _corrections(
+        self, beta1: float, beta2: float, optimizer: torch.optim.Optimizer, param: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Tables of ``1 - beta1**k`` and ``sqrt(1 - beta2**k)`` for every own count ``k`` a tracked entry can
+        have, made once per betas and device: the same float32 ``pow`` as computing them per entry, so the
+        correction is bit for bit the same, without two ``pow`` over every tracked entry at every step. An entry
+        is pruned once its count passes the horizon, at most :attr:`PRUNE_EVERY` steps later: the tables reach
+        that far."""
+        key = (beta1, beta2, param.device)
+        if key not in self._tables:
+            size = math.ceil(self._horizon(optimizer, param)) + self.PRUNE_EVERY + 2
+            counts = torch.arange(size, dtype=torch.float32, device=param.device)
+            self._tables[key] = (1 - beta1**counts, (1 - beta2**counts).sqrt())
+        return self._tables[key]
 
     def state(self) -> dict[str, Any]:
         return {"entries": dict(self.entries), "steps_since_prune": self._steps_since_prune}

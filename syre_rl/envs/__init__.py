@@ -6,9 +6,9 @@ venv = make_vec_env("slippery_ant:study", n_envs=1, seed=0)
 
 from __future__ import annotations
 
-import gymnasium as gym
-
 import sys
+
+import gymnasium as gym
 
 from syre_rl.envs.quiet import c_stdout_silenced, silence_bullet_clients
 
@@ -19,6 +19,7 @@ with c_stdout_silenced(sys.__stderr__ or sys.stderr):  # PyBullet prints its bui
 from syre_rl.envs.callbacks import RegimeLoggerCallback  # noqa: E402
 from syre_rl.envs.observation import ObservationMapWrapper, VecObservationMap, observation_map  # noqa: E402
 from syre_rl.envs.schedule import RegimeSchedule
+from syre_rl.registration import register_envs  # noqa: E402
 from syre_rl.envs.tasks import (
     TASKS,
     ResolvedEnv,
@@ -32,7 +33,7 @@ from syre_rl.envs.tasks import (
     resolve_env,
     task_names,
 )
-from syre_rl.envs.vector import VecPendulum
+from syre_rl.envs.vector import VecCartPole, VecPendulum, VecTask
 from syre_rl.envs.wrappers import (
     CHANGES,
     DynamicsWrapper,
@@ -44,9 +45,7 @@ from syre_rl.envs.wrappers import (
 
 silence_bullet_clients()  # PyBullet prints "argv[0]=" once per connection otherwise
 
-for _task, _gym_id in TASKS.items():
-    if _gym_id not in gym.registry:
-        gym.register(id=_gym_id, entry_point="syre_rl.envs.tasks:make_task_env", kwargs={"task": _task})
+register_envs()
 
 __all__ = [
     "CHANGES",
@@ -66,7 +65,9 @@ __all__ = [
     "load_task",
     "make_task_env",
     "VecObservationMap",
+    "VecCartPole",
     "VecPendulum",
+    "VecTask",
     "make_vec_env",
     "make_vec_task",
     "observation_map",

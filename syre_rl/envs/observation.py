@@ -1,5 +1,6 @@
-"""Observation changes per regime (Juliani & Ash 2024): a fixed random permutation or linear map of the
-observation vector, drawn per regime from the run seed.
+"""Observation changes per regime: a fixed random permutation or linear map of the observation vector (Juliani &
+Ash 2024), or a fixed random offset added to it (continual Gym control, Muppidi et al. 2024: each element's
+offset drawn from a normal of std 2 per level, the first level without one), drawn per regime from the run seed.
 
 The map of regime ``k`` depends only on ``(seed, k mod cycle, kind, dim)``, never on history: a run resumed
 anywhere sees the same maps, and with ``cycle = 2`` regimes alternate A, B, A, B with identical A's and B's, so
@@ -13,6 +14,7 @@ observations).
 
 from __future__ import annotations
 
+import math
 import zlib
 from functools import lru_cache
 from typing import Any, Literal, SupportsFloat
@@ -24,8 +26,8 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from syre_rl.envs.schedule import RegimeSchedule
 
-MapKind = Literal["permute", "linear"]
-MAP_KINDS: tuple[str, ...] = ("permute", "linear")
+MapKind = Literal["permute", "linear", "offset"]
+MAP_KINDS: tuple[str, ...] = ("permute", "linear", "offset")
 
 
 def map_id(regime: int, cycle: int) -> int:
@@ -34,14 +36,17 @@ def map_id(regime: int, cycle: int) -> int:
 
 
 @lru_cache(maxsize=256)
-def observation_map(kind: str, seed: int, regime: int, dim: int, cycle: int = 0) -> np.ndarray:
-    """The map of regime ``regime`` as a ``(dim,)`` index array (``permute``) or a ``(dim, dim)`` orthogonal
-    matrix (``linear``): an observation ``x`` becomes ``x[perm]`` or ``Q @ x``. Read-only, cached."""
+def observation_map(kind: str, seed: int, regime: int, dim: int, cycle: int = 0, std: float = 2.0) -> np.ndarray:
+    """The map of regime ``regime`` as a ``(dim,)`` index array (``permute``), a ``(dim, dim)`` orthogonal
+    matrix (``linear``) or a ``(dim,)`` offset of std ``std``, zero in the first map (``offset``): an
+    observation ``x`` becomes ``x[perm]``, ``Q @ x`` or ``x + offset``. Read-only, cached."""
     if kind not in MAP_KINDS:
         raise ValueError(f"observation map must be one of {', '.join(MAP_KINDS)}, got {kind!r}")
     rng = np.random.default_rng([seed, map_id(regime, cycle), zlib.crc32(f"observation-{kind}".encode())])
     if kind == "permute":
         out = rng.permutation(dim)
+    elif kind == "offset":
+        out = np.zeros(dim, np.float32) if map_id(regime, cycle) == 0 else rng.normal(0.0, std, dim).astype(np.float32)
     else:  # Haar-distributed orthogonal matrix: QR of a Gaussian matrix with the signs of R's diagonal fixed
         q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
         out = (q * np.sign(np.diag(r))).astype(np.float32)
@@ -50,15 +55,20 @@ def observation_map(kind: str, seed: int, regime: int, dim: int, cycle: int = 0)
 
 
 def apply_map(kind: str, mapping: np.ndarray, obs: np.ndarray) -> np.ndarray:
-    """``obs[..., perm]`` or ``obs @ Q.T`` (a batch of rows or one vector), in ``obs``'s dtype."""
+    """``obs[..., perm]``, ``obs @ Q.T`` or ``obs + offset`` (a batch of rows or one vector), in ``obs``'s dtype."""
     if kind == "permute":
         return obs[..., mapping]
+    if kind == "offset":
+        return (obs + mapping).astype(obs.dtype, copy=False)
     return (obs @ mapping.T).astype(obs.dtype, copy=False)
 
 
 def mapped_space(kind: str, space: gym.spaces.Box) -> gym.spaces.Box:
     """A box holding every mapped observation: the widest bound on every element (a permutation moves
-    elements around; an orthogonal map keeps the norm, so each element stays within the box's radius)."""
+    elements around; an orthogonal map keeps the norm, so each element stays within the box's radius; an offset
+    of a normal draw has no bound)."""
+    if kind == "offset":
+        return gym.spaces.Box(-np.inf, np.inf, space.shape, dtype=space.dtype)
     if kind == "permute":
         low = np.full(space.shape, space.low.min(), dtype=space.dtype)
         high = np.full(space.shape, space.high.max(), dtype=space.dtype)
@@ -69,13 +79,15 @@ def mapped_space(kind: str, space: gym.spaces.Box) -> gym.spaces.Box:
     return gym.spaces.Box(low, high, dtype=space.dtype)
 
 
-def _check(kind: str, space: gym.Space, seed: int, cycle: int) -> None:
+def _check(kind: str, space: gym.Space, seed: int, cycle: int, std: float = 2.0) -> None:
     if kind not in MAP_KINDS:
         raise ValueError(f"observation map must be one of {', '.join(MAP_KINDS)}, got {kind!r}")
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         raise ValueError(f"observation maps need a flat Box observation space, got {space}")
     if cycle < 0 or seed < 0:
         raise ValueError(f"cycle and seed must be >= 0, got cycle={cycle}, seed={seed}")
+    if not (math.isfinite(std) and std >= 0):
+        raise ValueError(f"the offset's std must be finite and >= 0, got {std}")
 
 
 class ObservationMapWrapper(gym.Wrapper):
@@ -87,18 +99,21 @@ class ObservationMapWrapper(gym.Wrapper):
     :param schedule: the shared schedule
     :param kind: ``permute`` or ``linear``
     :param cycle: maps repeat every ``cycle`` regimes (0: a new map every regime)
+    :param std: std of the ``offset`` kind's draws
     """
 
-    def __init__(self, env: gym.Env, schedule: RegimeSchedule, kind: MapKind, cycle: int = 0) -> None:
+    def __init__(
+        self, env: gym.Env, schedule: RegimeSchedule, kind: MapKind, cycle: int = 0, std: float = 2.0
+    ) -> None:
         super().__init__(env)
-        _check(kind, env.observation_space, schedule.seed, cycle)
-        self.schedule, self.kind, self.cycle = schedule, kind, cycle
+        _check(kind, env.observation_space, schedule.seed, cycle, std)
+        self.schedule, self.kind, self.cycle, self.std = schedule, kind, cycle, std
         self.observation_space = mapped_space(kind, env.observation_space)
 
     def _map(self, obs: np.ndarray, info: dict) -> np.ndarray:
         k = self.schedule.index
         info.setdefault("regime", {})["observation_map"] = map_id(k, self.cycle)
-        mapping = observation_map(self.kind, self.schedule.seed, k, obs.shape[-1], self.cycle)
+        mapping = observation_map(self.kind, self.schedule.seed, k, obs.shape[-1], self.cycle, self.std)
         return apply_map(self.kind, mapping, obs)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
@@ -120,18 +135,22 @@ class VecObservationMap(VecEnvWrapper):
     :param seed: the run seed (the task's schedule seed)
     :param kind: ``permute`` or ``linear``
     :param cycle: maps repeat every ``cycle`` regimes (0: a new map every regime)
+    :param std: std of the ``offset`` kind's draws
     """
 
-    def __init__(self, venv: VecEnv, seed: int, kind: MapKind, cycle: int = 0) -> None:
-        _check(kind, venv.observation_space, seed, cycle)
+    def __init__(self, venv: VecEnv, seed: int, kind: MapKind, cycle: int = 0, std: float = 2.0) -> None:
+        _check(kind, venv.observation_space, seed, cycle, std)
         super().__init__(venv, observation_space=mapped_space(kind, venv.observation_space))
-        self.seed_, self.kind, self.cycle = seed, kind, cycle
+        self.seed_, self.kind, self.cycle, self.std = seed, kind, cycle, std
+
+    def _map_of(self, regime: int, dim: int) -> np.ndarray:
+        return observation_map(self.kind, self.seed_, regime, dim, self.cycle, self.std)
 
     def _map_rows(self, obs: np.ndarray, regimes: np.ndarray) -> np.ndarray:
         out = np.empty_like(obs)
         for k in np.unique(regimes):
             rows = regimes == k
-            mapping = observation_map(self.kind, self.seed_, int(k), obs.shape[-1], self.cycle)
+            mapping = self._map_of(int(k), obs.shape[-1])
             out[rows] = apply_map(self.kind, mapping, obs[rows])
         return out
 
@@ -150,8 +169,6 @@ class VecObservationMap(VecEnvWrapper):
                 int(info["regime"]["index"]), self.cycle
             )
             if "terminal_observation" in info:
-                mapping = observation_map(
-                    self.kind, self.seed_, int(info["regime"]["index"]), obs.shape[-1], self.cycle
-                )
+                mapping = self._map_of(int(info["regime"]["index"]), obs.shape[-1])
                 info["terminal_observation"] = apply_map(self.kind, mapping, info["terminal_observation"])
         return self._map_rows(obs, regimes), rewards, dones, infos

@@ -7,6 +7,7 @@ preset of ``envs/<TASK>.yaml``; every number lives there and is read only throug
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -20,20 +21,14 @@ from syre_rl.envs.schedule import Draw, RegimeSchedule
 from syre_rl.envs.vector import VEC_BODIES
 from syre_rl.envs.wrappers import CHANGES, RegimeClock
 from syre_rl.presets import PresetError, build_preset, load_preset, preset_dir, preset_names
+from syre_rl.registration import NAMESPACE, TASKS
 
-NAMESPACE = "syre_rl"
 TASK_DIR = preset_dir("envs")
-
-# Task name (file stem in envs/) -> registered gymnasium id.
-TASKS: dict[str, str] = {
-    "slippery_ant": f"{NAMESPACE}/SlipperyAnt-v0",
-    "slippery_cheetah": f"{NAMESPACE}/SlipperyCheetah-v0",
-    "gravity_hopper": f"{NAMESPACE}/GravityHopper-v0",
-    "strength_walker": f"{NAMESPACE}/StrengthWalker-v0",
-    "drifting_pendulum": f"{NAMESPACE}/DriftingPendulum-v0",
-}
 # Vectorized tasks (base_env ``vec:<body>``, see syre_rl.envs.vector): built as a whole VecEnv, not registered.
-VEC_TASKS: dict[str, str] = {"vec_pendulum": f"{NAMESPACE}/VecPendulum"}
+VEC_TASKS: dict[str, str] = {
+    "vec_pendulum": f"{NAMESPACE}/VecPendulum",
+    "continual_cartpole": f"{NAMESPACE}/VecCartPole",
+}
 VEC_PREFIX = "vec:"
 
 
@@ -47,8 +42,10 @@ class TaskPreset:
     :param regimes: how many regimes a full run sees; the run is ``change_every * regimes`` steps
     :param draw: ``log-uniform`` values per regime, or ``alternate`` between low and high
     :param observation: ``none``, or a fixed random map of the observation per regime: ``permute`` (a
-        permutation of its elements) or ``linear`` (an orthogonal matrix), see :mod:`syre_rl.envs.observation`
+        permutation of its elements), ``linear`` (an orthogonal matrix) or ``offset`` (a vector added to it, zero
+        in the first regime), see :mod:`syre_rl.envs.observation`
     :param observation_cycle: the maps repeat every this many regimes (2: A, B, A, B; 0: a new map each regime)
+    :param observation_std: std of the ``offset`` draws (per element)
     :param description: one line for listings
     """
 
@@ -59,6 +56,7 @@ class TaskPreset:
     draw: Draw = "log-uniform"
     observation: str = "none"
     observation_cycle: int = 0
+    observation_std: float = 2.0
     description: str = ""
 
     @property
@@ -85,8 +83,10 @@ class TaskPreset:
             raise ValueError(f"field 'change_every' must be >= 1, got {self.change_every}")
         if self.regimes < 1:
             raise ValueError(f"field 'regimes' must be >= 1, got {self.regimes}")
-        if not self.changes:
-            raise ValueError("field 'changes' must name at least one quantity")
+        if not self.changes and self.observation == "none":
+            raise ValueError("field 'changes' must name at least one quantity (or set 'observation')")
+        if not (math.isfinite(self.observation_std) and self.observation_std >= 0):
+            raise ValueError(f"field 'observation_std' must be finite and >= 0, got {self.observation_std!r}")
         for quantity, bounds in self.changes.items():
             if quantity not in quantities:
                 raise ValueError(
@@ -147,7 +147,7 @@ def make_task_env(
     for quantity, (low, high) in cfg.ranges.items():
         env = CHANGES[quantity](env, schedule, low, high, cfg.draw)
     if cfg.observation != "none":
-        env = ObservationMapWrapper(env, schedule, cfg.observation, cfg.observation_cycle)  # type: ignore[arg-type]
+        env = ObservationMapWrapper(env, schedule, cfg.observation, cfg.observation_cycle, cfg.observation_std)  # type: ignore[arg-type]
     return RegimeClock(env, schedule)
 
 
@@ -178,7 +178,7 @@ def make_vec_task(
     body = VEC_BODIES[cfg.base_env.removeprefix(VEC_PREFIX)]
     venv: VecEnv = body(n_envs, schedule, cfg.ranges, cfg.draw, seed=seed)  # type: ignore[call-arg]
     if cfg.observation != "none":
-        venv = VecObservationMap(venv, seed, cfg.observation, cfg.observation_cycle)  # type: ignore[arg-type]
+        venv = VecObservationMap(venv, seed, cfg.observation, cfg.observation_cycle, cfg.observation_std)  # type: ignore[arg-type]
     return venv
 
 
@@ -196,7 +196,9 @@ class ResolvedEnv:
             return f"{self.name}: gymnasium env {self.gym_id} (stationary)"
         t = self.task
         changes = ", ".join(f"{q} {t.draw} in [{lo:g}, {hi:g}]" for q, (lo, hi) in t.ranges.items())
-        if t.observation != "none":
+        if t.observation == "offset":
+            changes += f"{'; ' if changes else ''}observation offset of std {t.observation_std:g} (none in regime 0)"
+        elif t.observation != "none":
             repeat = f"repeating every {t.observation_cycle}" if t.observation_cycle else "new each regime"
             changes += f"; observation {t.observation}d ({repeat})"
         return (

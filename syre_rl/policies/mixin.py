@@ -140,7 +140,7 @@ class SyreMixin(OptimizerMethodMixin):
 
     def _build_method(self, index: int, owner: nn.Module, optimizer: torch.optim.Optimizer) -> nn.Module:
         kwargs = dict(self.syre_kwargs)
-        kwargs["exclude"] = exclude_patterns(kwargs.get("exclude"))
+        kwargs["exclude"] = exclude_patterns(kwargs.get("exclude"), kwargs.get("include")) or None
         kwargs["seed"] = (kwargs["seed"] + index) % 2**62  # one anchor seed per optimizer
         syre = Syre(self._owner_parameters(owner, optimizer), **kwargs)
         syre.attach(optimizer)

@@ -64,7 +64,9 @@ class AgentPreset:
     :param total_timesteps: environment steps of the whole run
     :param normalize: VecNormalize observations and rewards (evaluation uses the training statistics)
     :param net_arch: hidden layer sizes, the same for actor and critic (separate networks)
-    :param activation: hidden activation
+    :param activation: hidden activation (``leaky_relu``: negative slope 0.1)
+    :param layer_norm: LayerNorm (no gain or bias) before every hidden activation, actor and critic alike
+        (:mod:`syre_rl.policies.layers`); combines with every method
     :param learning_rate: Adam's learning rate (constant)
     :param adam_betas: Adam's betas
     :param adam_eps: Adam's eps (SB3 uses 1e-5 for on-policy algorithms, torch 1e-8)
@@ -77,13 +79,16 @@ class AgentPreset:
         project's default (decoupled 0.1 toward anchors at each tensor's initial spread). Validated by ``Syre`` itself when the preset is built.
     :param method_kwargs: settings of the competing methods, by method name (``{redo: {tau: 0.1}}``); a method
         not named here runs with its reference settings
+    :param change_reset: glob patterns of policy parameters reset at every regime change whatever the method
+        (e.g. ``[action_net.*, log_std]``): part of a benchmark's definition, not an arm (see
+        :class:`~syre_rl.baselines.ResetHead`)
     :param plasticity_every: environment steps between plasticity measurements in TensorBoard (0: none)
     :param eval_freq: environment steps between evaluations (0: no evaluation)
     :param eval_episodes: episodes per evaluation (deterministic actions)
     :param checkpoint_freq: environment steps between checkpoints
-    :param reference_return: a committed plain-PPO evaluation return of this preset, which a run's closing
-        lines compare against (None: no comparison)
-    :param reference: one line saying where ``reference_return`` comes from (seeds, steps, command)
+    :param reference_returns: committed plain-PPO evaluation returns of this preset, one per seed, whose 95%
+        interval a run's closing lines place the run against (empty: no comparison)
+    :param reference: one line saying where ``reference_returns`` come from (seeds, steps, command)
     :param description: one line saying what the preset is for
     """
 
@@ -92,7 +97,8 @@ class AgentPreset:
     total_timesteps: int = 1_000_000
     normalize: bool = False
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
-    activation: Literal["tanh", "relu"] = "tanh"
+    activation: Literal["tanh", "relu", "leaky_relu"] = "tanh"
+    layer_norm: bool = False
     learning_rate: float = 3e-4
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     adam_eps: float = 1e-5
@@ -101,11 +107,12 @@ class AgentPreset:
     method: str = "none"
     syre: dict[str, Any] = field(default_factory=dict)
     method_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    change_reset: list[str] = field(default_factory=list)
     plasticity_every: int = 10_000
     eval_freq: int = 50_000
     eval_episodes: int = 5
     checkpoint_freq: int = 50_000
-    reference_return: float | None = None
+    reference_returns: list[float] = field(default_factory=list)
     reference: str = ""
     description: str = ""
 
@@ -192,7 +199,7 @@ class SACPreset(AgentPreset):
 
     adam_eps: float = 1e-8
     net_arch: list[int] = field(default_factory=lambda: [256, 256])
-    activation: Literal["tanh", "relu"] = "relu"
+    activation: Literal["tanh", "relu", "leaky_relu"] = "relu"
     buffer_size: int = 1_000_000
     learning_starts: int = 100
     batch_size: int = 256

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -14,7 +14,8 @@ from typing import Any
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 
-from syre_rl.baselines import PlasticityMethod
+from syre_rl.baselines import PlasticityMethod, ResetHead
+from syre_rl.policies.mixin import peek_seed
 from syre_rl.rl.run_dir import DivergedError, RunDir, check_finite
 
 
@@ -49,13 +50,26 @@ class SyreSummaryCallback(BaseCallback):
 
 class TaskChangeCallback(BaseCallback):
     """Call ``on_task_change()`` of every plasticity method in the policy when the first env's regime changes
-    (``info["regime"]["index"]``): Shrink & Perturb's boundary form acts there. The first regime seen (at the
-    start, or after a resume) is no change. Envs without a regime (stationary tasks) never trigger it."""
+    (``info["regime"]["index"]``): Shrink & Perturb's boundary form and the resets act there. The first regime seen
+    (at the start, or after a resume) is no change. Envs without a regime (stationary tasks) never trigger it.
 
-    def __init__(self) -> None:
+    :param change_reset: glob patterns of policy parameters reset at every change whatever the method (a
+        benchmark's :attr:`~syre_rl.rl.agents.AgentPreset.change_reset`), by a
+        :class:`~syre_rl.baselines.ResetHead` kept outside the policy, so saved models are those of the method
+    """
+
+    def __init__(self, change_reset: Sequence[str] = ()) -> None:
         super().__init__()
         self.regime: int | None = None
         self.changes = 0
+        self.change_reset = tuple(change_reset)
+        self.resetter: ResetHead | None = None
+
+    def _init_callback(self) -> None:
+        if self.change_reset and self.resetter is None:
+            policy = self.model.policy
+            self.resetter = ResetHead(policy, targets=self.change_reset, seed=peek_seed())
+            self.resetter.attach(policy.optimizer)
 
     def _on_step(self) -> bool:
         regime = self.locals["infos"][0].get("regime")
@@ -65,6 +79,8 @@ class TaskChangeCallback(BaseCallback):
             for module in self.model.policy.modules():
                 if isinstance(module, PlasticityMethod):
                     module.on_task_change()
+            if self.resetter is not None:
+                self.resetter.reset()
             self.changes += 1
         self.regime = regime["index"]
         return True

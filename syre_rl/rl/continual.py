@@ -11,6 +11,7 @@ zero when the agent has lost plasticity, and it can be above zero when earlier r
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -18,8 +19,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from syre_rl.plasticity.callback import PlasticityCallback
+from syre_rl.rl.run_dir import RunDir
 
 __all__ = [
+    "RegimeCheckpointCallback",
     "RegimeReturnCallback",
     "RegimeSnapshotCallback",
     "fresh_regime_return",
@@ -92,6 +95,32 @@ class RegimeSnapshotCallback(PlasticityCallback):
         if k >= 0:
             self.snapshots[k] = values
         return values
+
+
+class RegimeCheckpointCallback(BaseCallback):
+    """Save the agent as each regime leaves it: at the first rollout start at or past every multiple of
+    ``change_every`` (before any update on the new regime) and at the end of training, as
+    ``checkpoints/step_<n>`` of ``run_dir``.
+
+    :param change_every: run steps per regime
+    :param run_dir: the run's directory (its atomic checkpoint writer)
+    """
+
+    def __init__(self, change_every: int, run_dir: RunDir) -> None:
+        super().__init__()
+        self.change_every, self.run_dir = change_every, run_dir
+        self.saved: list[Path] = []
+
+    def _on_rollout_start(self) -> None:
+        if self.num_timesteps // self.change_every > len(self.saved):
+            folder = self.run_dir.checkpoint_dir / f"step_{self.num_timesteps:012d}"
+            self.saved.append(self.run_dir.save_checkpoint(self.model, folder))
+
+    def _on_training_end(self) -> None:
+        self._on_rollout_start()  # the last regime's end
+
+    def _on_step(self) -> bool:
+        return True
 
 
 def fresh_regime_return(

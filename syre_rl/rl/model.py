@@ -8,14 +8,13 @@ from typing import Any
 from stable_baselines3 import A2C, PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
-from torch import nn
 
 from syre_rl.envs import make_vec_env
+from syre_rl.policies.layers import activation_class
 from syre_rl.rl.agents import AgentPreset, OnPolicyPreset
 from syre_rl.rl.methods import POLICY_CHOICES
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC}
-ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
 def make_env(
@@ -50,7 +49,7 @@ def policy_kwargs(preset: AgentPreset) -> dict[str, Any]:
     ``optimizer_kwargs`` is always given in full because SB3 sets Adam's eps to 1e-5 only when it is None.
     """
     kwargs: dict[str, Any] = {
-        "activation_fn": ACTIVATIONS[preset.activation],
+        "activation_fn": activation_class(preset.activation, preset.layer_norm),
         "optimizer_kwargs": {
             "betas": tuple(preset.adam_betas),
             "eps": preset.adam_eps,

@@ -29,6 +29,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 from torch.utils.tensorboard import SummaryWriter
 
 from syre_rl import runs
+from syre_rl.stats import t_interval
 from syre_rl.cli import UsageError, check_device, check_writable
 from syre_rl.envs import RegimeLoggerCallback, resolve_env
 from syre_rl.plasticity.callback import PlasticityCallback
@@ -102,6 +103,17 @@ def agent_settings(algo: str, preset_name: str, overrides: dict[str, Any] | None
     except ValueError as err:  # names the choices
         raise UsageError(str(err)) from None
     return preset
+
+
+def reference_line(value: float, references: list[float], source: str, method: str) -> str:
+    """Where an evaluation return lies against plain PPO's seeds on the same preset: their mean, 95% interval
+    and range. Across machines a run reproduces only statistically, so one seed's number is no yardstick."""
+    mean, lo, hi, n = t_interval(references)
+    where = "inside" if lo <= value <= hi else "above" if value > hi else "below"
+    return (
+        f"against plain PPO's {n} seeds on this preset (mean {mean:,.0f}, 95% interval [{lo:,.0f}, {hi:,.0f}], "
+        f"range {min(references):,.0f} to {max(references):,.0f}; {source}): {where} that interval; method {method}"
+    )
 
 
 def default_run_dir(algo: str, preset_name: str, preset: AgentPreset, seed: int) -> Path:
@@ -288,9 +300,8 @@ def train(
     # 3. Callbacks: anchors summary, regime of a non-stationary task, checkpoints (divergence, Ctrl-C),
     #    plasticity measurements, evaluation.
     stop = StopOnSignalCallback()
-    task_change = (
-        TaskChangeCallback()
-    )  # methods that act at regime changes (Shrink & Perturb's boundary form)
+    # methods that act at regime changes (Shrink & Perturb's boundary form, resets) and the preset's change_reset
+    task_change = TaskChangeCallback(settings.change_reset)
     callbacks: list[BaseCallback] = [SyreSummaryCallback(), RegimeLoggerCallback(), task_change, stop]
 
     def restart(step: int, saved: Path) -> None:
@@ -358,12 +369,8 @@ def train(
     if evaluation is not None and evaluation.n_calls >= evaluation.eval_freq:
         result.last_eval = float(evaluation.last_mean_reward)
         log(f"last evaluation: mean return {result.last_eval:.1f} over {settings.eval_episodes} episodes")
-        if settings.reference_return is not None:
-            gap = result.last_eval - settings.reference_return
-            log(
-                f"against the plain-PPO reference {settings.reference_return:,.0f} ({settings.reference}): "
-                f"{gap:+,.0f}; method {settings.method}"
-            )
+        if settings.reference_returns:
+            log(reference_line(result.last_eval, settings.reference_returns, settings.reference, settings.method))
     if episodes:
         result.train_return = float(np.mean(episodes))
         log(f"last {len(episodes)} training episodes: mean return {result.train_return:.1f}")

@@ -5,14 +5,15 @@ permutation of the example indices drawn on the device, and a batch is one gathe
 pixels with one more gather. Nothing here crosses the host-device boundary inside the training loop.
 
 Files are read from a torchvision-style root: ``ROOT/MNIST/raw/*-ubyte[.gz]``, ``ROOT/FashionMNIST/raw/...``,
-``ROOT/cifar-10-batches-py/``, ``ROOT/cifar-100-python/``. ``download=True`` fetches them with torchvision.
+``ROOT/cifar-10-batches-py/``, ``ROOT/cifar-100-python/``; the root is ``--data-dir``, else ``$SYRE_RL_DATA``, else
+the per-user cache folder (:mod:`syre_rl.supervised.download`). ``download=True`` fetches missing files there,
+checked and atomically.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import pickle
 import zlib
 from collections.abc import Iterator, Sequence
@@ -23,7 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from syre_rl.presets import PROJECT_ROOT
+from syre_rl.supervised.download import DownloadError, resolve_data_dir
+from syre_rl.supervised.download import download as fetch
 
 __all__ = [
     "DATASETS",
@@ -39,12 +41,9 @@ __all__ = [
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100")
 _IDX_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
-_TORCHVISION_CLASSES = {
-    "mnist": "MNIST",
-    "fashion-mnist": "FashionMNIST",
-    "cifar10": "CIFAR10",
-    "cifar100": "CIFAR100",
-}
+MISSING_HINT = (
+    "(pass --data-dir, set SYRE_RL_DATA, or fetch it: --download, or python -m syre_rl.supervised.download NAME)"
+)
 
 
 class DataError(Exception):
@@ -52,9 +51,8 @@ class DataError(Exception):
 
 
 def default_data_dir() -> Path:
-    """``$SYRE_RL_DATA`` if set, else ``../shared/data`` relative to the repository root."""
-    env = os.environ.get("SYRE_RL_DATA")
-    return Path(env) if env else (PROJECT_ROOT.parent / "shared" / "data").resolve()
+    """``$SYRE_RL_DATA`` if set, else the per-user cache folder (see :func:`~syre_rl.supervised.download.cache_dir`)."""
+    return resolve_data_dir()
 
 
 @dataclass
@@ -120,8 +118,7 @@ def _find(folder: Path, stem: str, dataset: str) -> Path:
         if candidate.is_file():
             return candidate
     raise DataError(
-        f"{dataset}: missing file {stem}[.gz], looked in {folder} "
-        "(pass --data-dir, set SYRE_RL_DATA, or use --download where there is internet)"
+        f"{dataset}: missing file {stem}[.gz], looked in {folder} " + MISSING_HINT
     )
 
 
@@ -138,8 +135,7 @@ def _load_idx_dataset(name: str, root: Path, train: bool) -> tuple[np.ndarray, n
 def _unpickle(path: Path, dataset: str) -> dict:
     if not path.is_file():
         raise DataError(
-            f"{dataset}: missing file {path.name}, looked in {path.parent} "
-            "(pass --data-dir, set SYRE_RL_DATA, or use --download where there is internet)"
+            f"{dataset}: missing file {path.name}, looked in {path.parent} " + MISSING_HINT
         )
     try:
         with path.open("rb") as f:
@@ -176,18 +172,6 @@ def _load_cifar(name: str, root: Path, train: bool) -> tuple[np.ndarray, np.ndar
     return np.concatenate(images), np.concatenate(labels)
 
 
-def _download(name: str, root: Path) -> None:
-    try:
-        import torchvision.datasets  # noqa: PLC0415  (optional, heavy; only for --download)
-    except ImportError:
-        raise DataError(
-            "--download needs torchvision, which is not installed (pip install torchvision)"
-        ) from None
-    dataset_class = getattr(torchvision.datasets, _TORCHVISION_CLASSES[name])
-    for train in (True, False):
-        dataset_class(str(root), train=train, download=True)
-
-
 def load_dataset(
     name: str,
     root: str | Path | None = None,
@@ -202,14 +186,17 @@ def load_dataset(
     :param name: one of :data:`DATASETS`.
     :param root: the torchvision-style data folder (default :func:`default_data_dir`).
     :param train: the training split, or the test split.
-    :param download: fetch missing files with torchvision first.
+    :param download: fetch missing files first (:func:`syre_rl.supervised.download.download`).
     :param normalise_with: use that split's per-channel mean and std (the test split takes the training split's).
     """
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     root = Path(root) if root is not None else default_data_dir()
     if download:
-        _download(name, root)
+        try:
+            fetch(name, root)
+        except DownloadError as err:
+            raise DataError(str(err)) from None
     images, labels = (_load_idx_dataset if name in _IDX_FOLDERS else _load_cifar)(name, root, train)
     x = torch.from_numpy(np.array(images)).to(device).float().div_(255)
     y = torch.from_numpy(np.array(labels)).to(device=device, dtype=torch.int64)
