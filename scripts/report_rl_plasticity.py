@@ -12,6 +12,9 @@ effective rank and dead fraction of actor and critic per regime). Summary rows:
 - ``figure_regime0``: plasticity figure in the first regime (against fresh plain PPO: what the method itself
   costs or gains before any change; 0 for plain PPO by construction);
 - ``figure_after``: plasticity figure averaged over regimes 1..R-1 (continuing minus fresh; 0 = no loss);
+- ``return_after``: the regime return averaged over regimes 1..R-1 (an arm whose fresh agents differ from plain
+  PPO's, such as LayerNorm, has its figure against its own fresh agent: its return says whether it is also the
+  better agent);
 - ``drop``: ``figure_after - figure_regime0`` per seed: how far the figure falls once the task starts changing
   (below 0 with an interval that excludes 0: the agent lost plasticity);
 - ``figure_last``: the last regime's figure, and ``recovery`` = last minus regime 1 (above 0: the agent
@@ -74,8 +77,10 @@ def per_seed_summary(results: dict) -> dict[str, float]:
     changed = fig[1:]
     third = len(changed) // 3
     trend = float(np.nanmean(changed[-third:]) - np.nanmean(changed[:third])) if third else math.nan
+    returns = [r["regime_return"] for r in results["rows"]]
     return {
-        "return_regime0": results["rows"][0]["regime_return"],
+        "return_regime0": returns[0],
+        "return_after": float(np.nanmean(returns[1:])) if len(returns) > 1 else math.nan,
         "figure_regime0": fig[0],
         "figure_after": after,
         "drop": after - fig[0],
@@ -125,6 +130,16 @@ def checks(by: dict[tuple[str, str], dict], arms: list[str], baseline: str, cont
         f"- separate from {baseline} (figure after the change, paired by seed, interval excluding 0): "
         + ("; ".join(separate) if separate else "none")
     )
+    better = []
+    for arm in arms:
+        row = by.get((arm, f"return_after_minus_{baseline}"))
+        if arm not in (baseline, control) and row and (row["lo"] > 0 or row["hi"] < 0):
+            better.append(f"{arm} {row['mean']:+.0f} [{row['lo']:+.0f}, {row['hi']:+.0f}]")
+    lines.append(
+        f"- return after the change minus {baseline}'s (paired; an arm whose network or fresh agents differ, e.g. "
+        "LayerNorm, is judged here too, since its figure is against its own fresh agent): "
+        + ("; ".join(better) if better else "none")
+    )
     return "\n".join(lines)
 
 
@@ -157,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             mean, lo, hi, n = interval([s[key] for s in seeds])
             summary_rows.append({"arm": arm, "metric": key, "mean": mean, "lo": lo, "hi": hi, "seeds": n})
         if arm != args.baseline and base:
-            for key in ("figure_after", "return_regime0"):
+            for key in ("figure_after", "return_after", "return_regime0"):
                 paired = [s[key] - base[r["seed"]][key] for r, s in zip(runs, seeds, strict=True) if r["seed"] in base]
                 mean, lo, hi, n = interval(paired)
                 metric = f"{key}_minus_{args.baseline}"
@@ -182,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_text(args.out / name, text.getvalue())
 
     keys = ["return_regime0", "figure_regime0", "figure_after", "drop", "figure_last", "recovery", "late_minus_early"]
-    keys += [f"figure_after_minus_{args.baseline}"] if base else []
+    keys += [f"figure_after_minus_{args.baseline}", "return_after", f"return_after_minus_{args.baseline}"] if base else []
     by = {(r["arm"], r["metric"]): r for r in summary_rows}
     table = ["| arm | seeds | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for arm in arms:
