@@ -13,8 +13,8 @@ rank, dead units and weight magnitudes of actor and critic are measured at the e
 
 Writes ``<run-dir>/results.json`` (``done: true`` at the end), TensorBoard logs in ``<run-dir>/tb``
 (``plasticity/regime_return``, ``plasticity/return_vs_fresh``, ``plasticity/actor/...``) and a checkpoint of the
-agent at the end of every regime (``checkpoints/step_<n>``, what ``scripts/diagnose_plasticity.py`` starts from). A run is short, so an
-interrupted one restarts from scratch (``--force``; it replaces only a run of this script). Bad input: one line on
+agent at the end of every regime (``checkpoints/step_<n>``, what ``scripts/diagnose_plasticity.py`` starts from).
+A run is short, so an interrupted one restarts from scratch (``--force``; it replaces only a run of this script). Bad input: one line on
 stderr, exit status 2.
 """
 

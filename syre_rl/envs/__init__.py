@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import sys
 
-import gymnasium as gym
-
 from syre_rl.envs.quiet import c_stdout_silenced, silence_bullet_clients
 
 with c_stdout_silenced(sys.__stderr__ or sys.stderr):  # PyBullet prints its build time on import, to the C stderr
@@ -19,7 +17,6 @@ with c_stdout_silenced(sys.__stderr__ or sys.stderr):  # PyBullet prints its bui
 from syre_rl.envs.callbacks import RegimeLoggerCallback  # noqa: E402
 from syre_rl.envs.observation import ObservationMapWrapper, VecObservationMap, observation_map  # noqa: E402
 from syre_rl.envs.schedule import RegimeSchedule
-from syre_rl.registration import register_envs  # noqa: E402
 from syre_rl.envs.tasks import (
     TASKS,
     ResolvedEnv,
@@ -42,6 +39,7 @@ from syre_rl.envs.wrappers import (
     MotorStrengthWrapper,
     RegimeClock,
 )
+from syre_rl.registration import register_envs  # noqa: E402
 
 silence_bullet_clients()  # PyBullet prints "argv[0]=" once per connection otherwise
 

@@ -29,7 +29,6 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 from torch.utils.tensorboard import SummaryWriter
 
 from syre_rl import runs
-from syre_rl.stats import t_interval
 from syre_rl.cli import UsageError, check_device, check_writable
 from syre_rl.envs import RegimeLoggerCallback, resolve_env
 from syre_rl.plasticity.callback import PlasticityCallback
@@ -52,6 +51,7 @@ from syre_rl.rl.run_dir import (
     load_checkpoint,
     restore_normalization,
 )
+from syre_rl.stats import t_interval
 
 __all__ = ["CheckpointError", "DivergedError", "RunResult", "agent_settings", "default_run_dir", "train"]
 
