@@ -33,7 +33,7 @@ bench: $(STAMP)
 # The device check (scripts/gpu_check.py): CUDA tests and GPU benchmarks, report in $(GPU_OUT). A GPU machine
 # that receives only the repository has its own Python with torch: then python3 runs it, no .venv needed.
 GPU_OUT ?= gpu-check
-GPU_DATA ?= ../shared/data
+GPU_DATA ?= $(or $(SYRE_RL_DATA),$(HOME)/.cache/syre_rl)
 GPU_PY := $(if $(wildcard $(PY)),$(PY),python3)
 
 gpu-check:

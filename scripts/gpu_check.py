@@ -9,7 +9,7 @@ the graphed training step, the SB3 policy on ``device="cuda"``), then ``scripts/
 and writes ``DIR/report.json`` and ``DIR/summary.txt``. It needs nothing outside the repository but:
 
 - MNIST's raw files: ``ROOT/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` (11 MB gzipped), ROOT
-  from ``--data-dir`` (default ``$SYRE_RL_DATA``, else ``../shared/data``); for a machine that receives only the
+  from ``--data-dir`` (default ``$SYRE_RL_DATA``, else the per-user cache folder); for a machine that receives only the
   repository, copy them into the ignored folder ``.gpu/data`` (``make gpu-data``) and pass ``--data-dir .gpu/data``.
 - for the SB3 test, Stable-Baselines3, sb3-contrib and gymnasium: installed, or as wheels in ``--wheels`` (default
   ``.gpu/wheels`` when it exists; ``make gpu-wheels`` downloads them), installed into a temporary folder.
