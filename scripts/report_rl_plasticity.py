@@ -121,24 +121,23 @@ def checks(by: dict[tuple[str, str], dict], arms: list[str], baseline: str, cont
     if not lost:
         lines.append(f"- methods are not compared: {baseline} shows no loss to remedy here.")
         return "\n".join(lines)
-    separate = []
-    for arm in arms:
-        row = by.get((arm, f"figure_after_minus_{baseline}"))
-        if arm not in (baseline, control) and row and (row["lo"] > 0 or row["hi"] < 0):
-            separate.append(f"{arm} {row['mean']:+.0f} [{row['lo']:+.0f}, {row['hi']:+.0f}]")
+    def separating(metric: str) -> str:
+        """The arms whose paired difference from the baseline in ``metric`` has an interval excluding 0."""
+        found = []
+        for arm in arms:
+            row = by.get((arm, f"{metric}_minus_{baseline}"))
+            if arm not in (baseline, control) and row and (row["lo"] > 0 or row["hi"] < 0):
+                found.append(f"{arm} {row['mean']:+.0f} [{row['lo']:+.0f}, {row['hi']:+.0f}]")
+        return "; ".join(found) or "none"
+
     lines.append(
         f"- separate from {baseline} (figure after the change, paired by seed, interval excluding 0): "
-        + ("; ".join(separate) if separate else "none")
+        + separating("figure_after")
     )
-    better = []
-    for arm in arms:
-        row = by.get((arm, f"return_after_minus_{baseline}"))
-        if arm not in (baseline, control) and row and (row["lo"] > 0 or row["hi"] < 0):
-            better.append(f"{arm} {row['mean']:+.0f} [{row['lo']:+.0f}, {row['hi']:+.0f}]")
     lines.append(
         f"- return after the change minus {baseline}'s (paired; an arm whose network or fresh agents differ, e.g. "
         "LayerNorm, is judged here too, since its figure is against its own fresh agent): "
-        + ("; ".join(better) if better else "none")
+        + separating("return_after")
     )
     return "\n".join(lines)
 
