@@ -438,9 +438,9 @@ def test_exclude_adds_to_the_default_that_keeps_log_std_out(name: str) -> None:
     assert not torch.equal(after["4.weight"], before["4.weight"])  # the rest decays
 
 
-def test_adam_reset_clock_tables_are_the_direct_powers_bit_for_bit() -> None:
-    """The clock looks its bias corrections up in tables; they hold exactly what ``pow`` per entry gave, as far
-    as a tracked entry's own count can reach (the horizon plus one pruning interval)."""
+def test_adam_reset_clock_tables_are_the_vectorised_powers() -> None:
+    """The clock looks its bias corrections up in tables; they hold exactly what torch's vectorised ``pow`` gives
+    for every count, as far as a tracked entry's own count can reach (the horizon plus one pruning interval)."""
     param = nn.Parameter(torch.zeros(3))
     optimizer = torch.optim.Adam([param], betas=(0.9, 0.999))
     clock = AdamResetClock([param])
