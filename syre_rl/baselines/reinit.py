@@ -110,9 +110,8 @@ class ResetHead(SeededMethod):
         optimizer = self.optimizer
         gen = self.generator(torch.device("cpu"))
         for i, param in enumerate(self._params):
-            initial = getattr(
-                self, f"initial_{i}"
-            )  # a buffer: a loaded method draws from the true initial values
+            # a buffer: a loaded method draws from the true initial values
+            initial = getattr(self, f"initial_{i}")
             rule, a, b = _draw_rule(initial)
             fresh = torch.empty(param.shape, dtype=torch.float64)
             if rule == "orthogonal":

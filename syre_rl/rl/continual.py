@@ -22,6 +22,7 @@ from syre_rl.plasticity.callback import PlasticityCallback
 from syre_rl.rl.run_dir import RunDir
 
 __all__ = [
+    "EpisodeReturnsCallback",
     "RegimeCheckpointCallback",
     "RegimeReturnCallback",
     "RegimeSnapshotCallback",
@@ -38,8 +39,28 @@ def regime_return(episodes: list[tuple[int, int, float]], k: int, change_every: 
     return float(np.mean(returns)) if returns else float("nan")
 
 
-class RegimeReturnCallback(BaseCallback):
-    """Collect every finished episode's return with its regime; log ``plasticity/regime_return`` (and
+class EpisodeReturnsCallback(BaseCallback):
+    """Every finished episode of a task as ``(run step at its end, regime, return)`` in ``rows``, run steps
+    counted from ``offset`` (a fresh agent's env starts mid-run; the diagnosis counts from 0).
+
+    :param offset: the run step the model's first step counts as
+    """
+
+    def __init__(self, offset: int = 0) -> None:
+        super().__init__()
+        self.offset = offset
+        self.rows: list[tuple[int, int, float]] = []
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            if "episode" in info and "regime" in info:
+                step, k = self.offset + self.num_timesteps, int(info["regime"]["index"])
+                self.rows.append((step, k, float(info["episode"]["r"])))
+        return True
+
+
+class RegimeReturnCallback(EpisodeReturnsCallback):
+    """Collect every finished episode's return with its regime (``rows``); log ``plasticity/regime_return`` (and
     ``plasticity/return_vs_fresh`` where a fresh agent's regime return is known) once each regime ends.
 
     :param change_every: run steps per regime (the task's ``change_every``)
@@ -48,27 +69,22 @@ class RegimeReturnCallback(BaseCallback):
     """
 
     def __init__(self, change_every: int, tail: float = 0.25, fresh: dict[int, float] | None = None) -> None:
-        super().__init__()
+        super().__init__(offset=0)
         if change_every < 1 or not 0 < tail <= 1:
             raise ValueError(f"need change_every >= 1 and 0 < tail <= 1, got {change_every}, {tail}")
         self.change_every, self.tail = change_every, tail
         self.fresh = dict(fresh or {})
-        self.episodes: list[tuple[int, int, float]] = []  # (run step at the end, regime, return)
         self.returns: dict[int, float] = {}
 
     def _on_step(self) -> bool:
-        for info in self.locals["infos"]:
-            if "episode" in info and "regime" in info:
-                self.episodes.append(
-                    (self.num_timesteps, int(info["regime"]["index"]), float(info["episode"]["r"]))
-                )
+        super()._on_step()
         done = self.num_timesteps // self.change_every  # regimes 0 .. done-1 are over
         for k in range(len(self.returns), done):
             self._close(k)
         return True
 
     def _close(self, k: int) -> None:
-        value = regime_return(self.episodes, k, self.change_every, self.tail)
+        value = regime_return(self.rows, k, self.change_every, self.tail)
         self.returns[k] = value
         self.logger.record("plasticity/regime_return", value)
         self.logger.record("plasticity/regime", k)
@@ -138,23 +154,7 @@ def fresh_regime_return(
     """
     env = make_env(k * change_every)
     model = make_model(env)
-    callback = _OffsetReturns(k * change_every)
+    callback = EpisodeReturnsCallback(k * change_every)
     model.learn(change_every, callback=callback)
     env.close()
     return regime_return(callback.rows, k, change_every, tail)
-
-
-class _OffsetReturns(BaseCallback):
-    """Episode returns with run steps counted from ``offset`` (the fresh agent's env starts mid-run)."""
-
-    def __init__(self, offset: int) -> None:
-        super().__init__()
-        self.offset = offset
-        self.rows: list[tuple[int, int, float]] = []
-
-    def _on_step(self) -> bool:
-        for info in self.locals["infos"]:
-            if "episode" in info and "regime" in info:
-                step, k = self.offset + self.num_timesteps, int(info["regime"]["index"])
-                self.rows.append((step, k, float(info["episode"]["r"])))
-        return True

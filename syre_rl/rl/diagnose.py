@@ -33,13 +33,13 @@ from typing import Any
 
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
 from syre_rl import runs
 from syre_rl.baselines.reinit import matching_parameters
 from syre_rl.presets import build_preset
 from syre_rl.rl.agents import AgentPreset, PPOPreset
+from syre_rl.rl.continual import EpisodeReturnsCallback
 from syre_rl.rl.model import build_model, make_env
 from syre_rl.rl.run_dir import CheckpointError, RunDir, checkpoint_step, load_checkpoint
 from syre_rl.stats import t_interval
@@ -85,20 +85,6 @@ def reset_parts(
     if optimizer:
         policy.optimizer.state.clear()
     return names
-
-
-class _Returns(BaseCallback):
-    """Every finished episode's ``(step, return)``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[tuple[int, float]] = []
-
-    def _on_step(self) -> bool:
-        for info in self.locals["infos"]:
-            if "episode" in info:
-                self.rows.append((self.num_timesteps, float(info["episode"]["r"])))
-        return True
 
 
 @dataclass
@@ -192,8 +178,9 @@ def diagnose(
     if not 0 < steps <= left:
         raise ValueError(f"--steps must be in 1..{left:,} (the rest of regime {regime} after step {start:,})")
 
-    probe = load_checkpoint(PPO, checkpoint, make_env(preset, n_envs=preset.n_envs, seed=seed), device="cpu")
-    names = _distinct(probe, names)
+    probe_env = make_env(preset, n_envs=preset.n_envs, seed=seed)
+    names = _distinct(load_checkpoint(PPO, checkpoint, probe_env, device="cpu"), names)
+    probe_env.close()
     diag_seeds = [DIAGNOSIS_SEED + j for j in range(seeds)]
     result = Diagnosis(str(run_dir), str(checkpoint), start, regime, steps, tail, diag_seeds)
     for name in [FRESH, *names]:
@@ -239,9 +226,9 @@ def _matching(model: BaseAlgorithm, patterns: Sequence[str]) -> list[str]:
 
 
 def _learn(model: BaseAlgorithm, steps: int, tail: float) -> float:
-    returns = _Returns()
+    returns = EpisodeReturnsCallback(offset=0)
     model.learn(steps, callback=returns, reset_num_timesteps=True)
-    late = [r for s, r in returns.rows if s > (1 - tail) * steps]
+    late = [r for s, _, r in returns.rows if s > (1 - tail) * steps]
     return sum(late) / len(late) if late else math.nan
 
 
