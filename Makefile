@@ -28,16 +28,16 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check syre_rl scripts tests
 
 bench: $(STAMP)
-	$(PY) scripts/bench_core.py
+	$(PY) scripts/bench/bench_core.py
 
-# The device check (scripts/gpu_check.py): CUDA tests and GPU benchmarks, report in $(GPU_OUT). A GPU machine
+# The device check (scripts/bench/gpu_check.py): CUDA tests and GPU benchmarks, report in $(GPU_OUT). A GPU machine
 # that receives only the repository has its own Python with torch: then python3 runs it, no .venv needed.
 GPU_OUT ?= gpu-check
 GPU_DATA ?= $(or $(SYRE_RL_DATA),$(HOME)/.cache/syre_rl)
 GPU_PY := $(if $(wildcard $(PY)),$(PY),python3)
 
 gpu-check:
-	$(GPU_PY) scripts/gpu_check.py --out $(GPU_OUT) $(ARGS)
+	$(GPU_PY) scripts/bench/gpu_check.py --out $(GPU_OUT) $(ARGS)
 
 # What such a machine lacks, into the ignored folder .gpu/: MNIST's raw files (11 MB) and the SB3 wheels for
 # Python 3.12 (about 1.5 MB); pass --data-dir .gpu/data.

@@ -15,9 +15,10 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 __all__ = [
+    "CheckpointError",
     "DivergedError",
     "EXIT_BAD_INPUT",
     "EXIT_DIVERGED",
@@ -49,12 +50,30 @@ class UsageError(ValueError):
     """Bad input the user can fix; reported as one line with exit status :data:`EXIT_BAD_INPUT`."""
 
 
+class CheckpointError(UsageError):
+    """A checkpoint or a run's config is missing, unreadable, or not the run's; the message says which and why."""
+
+
 class DivergedError(RuntimeError):
     """Training produced a non-finite loss or weight; reported with exit status :data:`EXIT_DIVERGED`."""
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports errors as one line (no usage block), like every other bad input."""
+    """argparse that reports errors as one line (no usage block), like every other bad input.
+
+    :param renamed: flags that are gone -> what to use instead (named in the one line when they are given)
+    """
+
+    def __init__(self, *args: Any, renamed: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.renamed = renamed or {}
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        for token in sys.argv[1:] if args is None else args:
+            flag = str(token).split("=", 1)[0]
+            if flag in self.renamed:
+                self.error(f"{flag} is gone; use {self.renamed[flag]}")
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")

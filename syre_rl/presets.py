@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from syre_rl.cli import MAX_INT
+from syre_rl.cli import MAX_INT, UsageError
 
 T = TypeVar("T")
 
@@ -50,7 +50,7 @@ def runs_root() -> Path:
     return PROJECT_ROOT / "runs" if (PROJECT_ROOT / "pyproject.toml").is_file() else Path.cwd() / "runs"
 
 
-class PresetError(ValueError):
+class PresetError(UsageError):
     """A preset file or field is missing or invalid; the message names the file, preset and field."""
 
 

@@ -2,10 +2,11 @@
 checks that decide whether a run finished, can resume, or may be replaced.
 
 Every run directory holds a marker file, :data:`MARKER`, naming its kind (``rl``: ``scripts/train_ppo.py``,
-``supervised``: ``scripts/train_supervised.py``). ``--force`` deletes a directory only if the marker names the
-script's own kind and every entry in it is one that kind writes (:data:`LAYOUTS`), so it can never delete a
-user's files or another script's run. Standard library only: the sweep and the plots read run directories
-without importing torch.
+``supervised``: ``scripts/train_supervised.py``, ``rl-plasticity``: ``scripts/rl_plasticity.py``). One process
+at a time writes a run directory (:class:`RunLock`, taken by :func:`claim_run` once a run's checks pass).
+``--force`` deletes a directory only if the marker names the script's own kind and every path in it, at every
+depth, is one that kind writes (:data:`LAYOUTS`), so it can never delete a user's files or another script's
+run. Standard library only: the sweep and the plots read run directories without importing torch.
 
 RL (``syre_rl.rl``)::
 
@@ -13,7 +14,8 @@ RL (``syre_rl.rl``)::
   config.json              what the run is (algorithm, preset fields, seed): --resume rebuilds it from here
   tb/                      TensorBoard event files (one per start; steps continue across resumes)
   monitor/from-<step>/     Monitor CSVs of each start of the environments (resumes and checkpoints)
-  checkpoints/step_<n>/    model.zip (+ vecnormalize.pkl): written to a temporary folder, then renamed
+  checkpoints/step_<n>/    model.zip (+ vecnormalize.pkl) and the config.json it was trained with: written to
+                           a temporary folder, then renamed
   final/                   the same layout, at the end of the run
 
 supervised (``syre_rl.supervised``)::
@@ -22,12 +24,21 @@ supervised (``syre_rl.supervised``)::
   checkpoint.pt            the state after the last finished stage
   results.json             measurements of every finished stage
   tb/                      TensorBoard event files
+
+rl-plasticity (``syre_rl.rl.plasticity``)::
+
+  .syre_rl-run             the marker: {"kind": "rl-plasticity"}
+  results.json             every regime's returns and measurements, written once at the end (done: true)
+  tb/                      TensorBoard event files
+  checkpoints/step_<n>/    the agent at the end of every regime, as RL's
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -72,11 +83,23 @@ VECNORMALIZE_FILE = "vecnormalize.pkl"
 SUPERVISED_CHECKPOINT = "checkpoint.pt"
 RESULTS = "results.json"
 
-LAYOUTS: dict[str, frozenset[str]] = {
-    "rl": frozenset({MARKER, CONFIG, TB, MONITOR, CHECKPOINTS, FINAL}),
-    "supervised": frozenset({MARKER, SUPERVISED_CHECKPOINT, RESULTS, TB}),
-    "rl-plasticity": frozenset({MARKER, RESULTS, TB, CHECKPOINTS}),
-}
+# What each kind writes, at every depth: regular expressions over paths relative to the run directory. A run
+# directory holding anything else (a user's notes, a ``.git``, a file inside ``checkpoints/``) is not replaced by
+# ``--force``: the first such path is named instead.
+_TB = (TB, rf"{TB}/events\.out\.tfevents\.[^/]+")
+_SAVED = rf"({CHECKPOINTS}/step_\d+|{FINAL})"  # one SB3 checkpoint folder
+_SAVED_FILES = (_SAVED, rf"{_SAVED}/({re.escape(MODEL_FILE)}|{re.escape(VECNORMALIZE_FILE)}|{re.escape(CONFIG)})")
+LAYOUTS: dict[str, tuple[str, ...]] = {
+    "rl": (re.escape(MARKER), re.escape(CONFIG), *_TB, MONITOR, rf"{MONITOR}/from-\d+",
+           rf"{MONITOR}/from-\d+/[^/]+\.monitor\.csv", CHECKPOINTS, *_SAVED_FILES),
+    "supervised": (re.escape(MARKER), re.escape(SUPERVISED_CHECKPOINT), re.escape(RESULTS), *_TB),
+    "rl-plasticity": (re.escape(MARKER), re.escape(RESULTS), *_TB, CHECKPOINTS, *_SAVED_FILES),
+}  # fmt: skip
+_LAYOUT_RES = {kind: re.compile("|".join(f"({p})" for p in patterns)) for kind, patterns in LAYOUTS.items()}
+# Leftovers of an interrupted atomic write: ``.<name>.tmp`` files (:func:`atomic_write`) and ``.<name>-XXXXXXXX``
+# folders (:func:`temporary_dir`, eight characters of mkdtemp's alphabet).
+_TEMPORARY = re.compile(r"\.[^/]+\.tmp|\.[^/]+-[a-z0-9_]{8}")
+RESUMABLE = ("rl", "supervised")  # an rl-plasticity run takes minutes: an unfinished one restarts
 SCRIPTS = {"rl": "train_ppo.py", "supervised": "train_supervised.py", "rl-plasticity": "rl_plasticity.py"}
 
 
@@ -96,9 +119,28 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def _is_temporary(name: str) -> bool:
-    """Leftovers of an interrupted atomic write (``.<name>.tmp``, ``.<name>-XXXX`` folders)."""
-    return name.startswith(".") and name != MARKER
+def foreign_path(run_dir: Path, kind: str) -> Path | None:
+    """The first path inside ``run_dir`` (depth first, sorted) that a run of ``kind`` does not write, or None.
+
+    Symbolic links are always foreign (the toolkit writes none, and following one could leave the folder);
+    a temporary folder of an interrupted write counts as the toolkit's, with whatever it holds.
+    """
+    run_dir = Path(run_dir)
+    layout = _LAYOUT_RES[kind]
+    pending = [run_dir]
+    while pending:
+        folder = pending.pop(0)
+        for entry in sorted(folder.iterdir()):
+            relative = entry.relative_to(run_dir).as_posix()
+            if entry.is_symlink():
+                return entry
+            if _TEMPORARY.fullmatch(entry.name):
+                continue
+            if not layout.fullmatch(relative):
+                return entry
+            if entry.is_dir():
+                pending.append(entry)
+    return None
 
 
 # ------------------------------------------------------------------------------------------- marker
@@ -130,9 +172,8 @@ def prepare_new_run(run_dir: Path, kind: RunKind, force: bool) -> bool:
     if not run_dir.is_dir() or not any(run_dir.iterdir()):
         return False
     if not force:
-        raise UsageError(
-            f"run directory {run_dir} exists; pass --resume to continue it or --force to replace it"
-        )
+        how = "pass --resume to continue it or --force" if kind in RESUMABLE else "pass --force"
+        raise UsageError(f"run directory {run_dir} exists; {how} to replace it")
     found = run_kind(run_dir)
     if found is None:
         raise UsageError(
@@ -142,12 +183,10 @@ def prepare_new_run(run_dir: Path, kind: RunKind, force: bool) -> bool:
         raise UsageError(
             f"--force: {run_dir} holds a run of {SCRIPTS.get(found, found)}; this script replaces only its own runs"
         )
-    unknown = sorted(
-        p.name for p in run_dir.iterdir() if p.name not in LAYOUTS[kind] and not _is_temporary(p.name)
-    )
-    if unknown:
+    foreign = foreign_path(run_dir, kind)
+    if foreign is not None:
         raise UsageError(
-            f"--force: {run_dir} holds files a {kind} run does not write ({', '.join(unknown[:3])}); not deleting it"
+            f"--force deletes only what {SCRIPTS[kind]} writes; {foreign} is not such a file (move it out first)"
         )
     return True
 
@@ -159,6 +198,61 @@ def clear_run(run_dir: Path) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink()
+
+
+# ------------------------------------------------------------------------------------------ the lock
+class RunLock:
+    """The one writer of a run directory: an exclusive ``flock`` on the directory itself.
+
+    The kernel drops the lock when the process ends, however it ends, so a crashed run never blocks the next
+    one; nothing is written to take it. Use as a context manager or call :meth:`release`.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir)
+        self._fd: int | None = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.release()
+            raise UsageError(f"run directory {self.path} is in use by another process; wait for it or stop it") from None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def claim_run(run_dir: Path, kind: RunKind, *, resume: bool, force: bool) -> RunLock:
+    """Become the one writer of ``run_dir`` for a run of ``kind``, once every other check has passed.
+
+    A new run's directory is created if needed, locked, checked again under the lock (another process may
+    have started or finished a run there since the first check), emptied when ``force`` allows it, and marked.
+    A resumed run's directory is locked as it is. Raises :class:`UsageError` (nothing written) when the
+    directory is in use or no longer fits.
+    """
+    run_dir = Path(run_dir)
+    if not resume:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"cannot create run directory {run_dir}: {err.strerror or err}") from None
+    lock = RunLock(run_dir)
+    try:
+        if not resume:
+            if prepare_new_run(run_dir, kind, force):
+                clear_run(run_dir)
+            write_marker(run_dir, kind)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 # --------------------------------------------------------------------------------------- run states

@@ -1,4 +1,4 @@
-"""The GPU path, marked ``cuda``: run by ``scripts/gpu_check.py`` on a CUDA machine, skipped where there is none.
+"""The GPU path, marked ``cuda``: run by ``scripts/bench/gpu_check.py`` on a CUDA machine, skipped where there is none.
 
 With ``SYRE_RL_CUDA_TESTS_ON_CPU=1`` (``gpu_check.py --dry-run``) the same tests run on the CPU, which checks
 the tests themselves; only a CUDA device checks the GPU path. Data: MNIST from ``$SYRE_RL_DATA`` (or
@@ -42,7 +42,7 @@ def device() -> torch.device:
     if ON_CPU:
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA device (scripts/gpu_check.py runs these on one)")
+        pytest.skip("needs a CUDA device (scripts/bench/gpu_check.py runs these on one)")
     return torch.device("cuda")
 
 

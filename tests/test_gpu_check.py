@@ -1,4 +1,4 @@
-"""scripts/gpu_check.py: the dry run writes the full report on the CPU; bad input is one line and changes nothing."""
+"""scripts/bench/gpu_check.py: the dry run writes the full report on the CPU; bad input is one line and changes nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from conftest import needs_data
 
 from syre_rl.presets import PROJECT_ROOT
 
-_spec = importlib.util.spec_from_file_location("gpu_check", PROJECT_ROOT / "scripts" / "gpu_check.py")
+_spec = importlib.util.spec_from_file_location("gpu_check", PROJECT_ROOT / "scripts" / "bench" / "gpu_check.py")
 gpu_check = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(gpu_check)
 

@@ -4,7 +4,6 @@ the event files (RL) and results.json (supervised) read directly."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -23,10 +22,7 @@ from syre_rl.sweep.curves import bin_means, bootstrap_band, regime_changes
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
-_spec = importlib.util.spec_from_file_location("plot_script", PROJECT_ROOT / "scripts" / "plot.py")
-plot_script = importlib.util.module_from_spec(_spec)
-sys.modules["plot_script"] = plot_script  # its dataclass looks its module up there
-_spec.loader.exec_module(plot_script)
+from syre_rl.sweep import plot as plot_script  # noqa: E402
 
 
 def run_sweep(grid: str, sweep_dir: Path, *extra: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,16 +13,9 @@ from torch import nn
 
 from syre_rl.core import Syre
 from syre_rl.presets import PROJECT_ROOT
+from syre_rl.rl import plasticity as rl_plasticity
+from syre_rl.rl import report
 from syre_rl.rl.continual import regime_return
-
-_spec = importlib.util.spec_from_file_location("rl_plasticity", PROJECT_ROOT / "scripts" / "rl_plasticity.py")
-assert _spec is not None and _spec.loader is not None
-rl_plasticity = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rl_plasticity)
-_report_spec = importlib.util.spec_from_file_location("report", PROJECT_ROOT / "scripts" / "report_rl_plasticity.py")
-assert _report_spec is not None and _report_spec.loader is not None
-report = importlib.util.module_from_spec(_report_spec)
-_report_spec.loader.exec_module(report)
 
 
 def test_regime_return_counts_the_tail_of_its_own_regime() -> None:

@@ -228,15 +228,9 @@ def test_diagnosis_finds_the_output_side_on_the_pendulum_benchmark(tmp_path) -> 
 
 
 def _report_module():
-    import importlib.util
+    from syre_rl.rl import report
 
-    spec = importlib.util.spec_from_file_location(
-        "report_rl", PROJECT_ROOT / "scripts" / "report_rl_plasticity.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return report
 
 
 def test_the_report_states_the_phenomenon_the_control_and_the_separations_first() -> None:

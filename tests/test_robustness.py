@@ -4,7 +4,6 @@ exit status 2 that leaves an existing run byte-for-byte as it was."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -34,11 +33,11 @@ QUIET = {"progress_bar": False, "log": lambda line: None}
 
 
 def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"robust_{name}", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    """The command module behind ``scripts/<name>.py``."""
+    from syre_rl.lifecycle import COMMANDS
+
+    scripts = {"train_ppo": "train", "rl_plasticity": "plasticity", "train_supervised": "supervised"}
+    return COMMANDS[scripts.get(name, name)].load()
 
 
 def listing(path: Path) -> dict[str, bytes]:

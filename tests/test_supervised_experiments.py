@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 
 import pytest
@@ -19,14 +18,8 @@ from syre_rl.supervised.train import Stage, train
 CPU = torch.device("cpu")
 
 
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train_supervised = _load_script("train_supervised")
+from syre_rl.supervised import command as train_supervised  # noqa: E402
+from syre_rl.supervised import report as report_script  # noqa: E402
 
 
 def tiny(name: str, **fields):
@@ -298,7 +291,6 @@ def test_report_summarises_each_setting_over_its_seeds(tmp_path):
         ["10.0", "syre_wd1_s0.1"],
     ]
     assert "| none | 0.92 [" in (out / "across.md").read_text() and (out / "across.png").stat().st_size > 0
-    report_script = _load_script("report")
     args = ["--across", "beta", str(tmp_path / "cli"), str(tmp_path / "run1"), str(tmp_path / "run10")]
     assert (
         report_script.main(args) == 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 
 import pytest
@@ -12,16 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from syre_rl.presets import PROJECT_ROOT, load_preset
+from syre_rl.supervised import command as train_supervised
 from syre_rl.supervised.ensemble import StackedConv2d, member_decay, member_generators, stacked_fan_in
 from syre_rl.supervised.experiments import EXPERIMENTS
 from syre_rl.supervised.models import MLP, to_grouped
 from syre_rl.supervised.train import train
-
-_spec = importlib.util.spec_from_file_location(
-    "train_supervised", PROJECT_ROOT / "scripts" / "train_supervised.py"
-)
-train_supervised = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_supervised)
 
 
 @pytest.mark.parametrize("mode", ["coupled", "decoupled"])

@@ -27,9 +27,7 @@ SCRIPT = PROJECT_ROOT / "scripts" / "sweep.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 SMOKE_RUNS = ["ppo-s0", "ppo-syre-s0", "ppo-s1", "ppo-syre-s1"]  # seed by seed
 
-_spec = importlib.util.spec_from_file_location("sweep_script", SCRIPT)
-sweep_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(sweep_script)
+from syre_rl.sweep import command as sweep_script  # noqa: E402
 
 
 def sweep(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:

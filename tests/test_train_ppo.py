@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import re
 import signal
@@ -29,10 +28,9 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("train_ppo", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from syre_rl.rl import command
+
+    return command
 
 
 def run_script(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

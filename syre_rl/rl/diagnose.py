@@ -24,19 +24,24 @@ is applied in every counterfactual and in the as-is continuation, since the chec
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from torch import nn
 
 from syre_rl import runs
 from syre_rl.baselines.reinit import matching_parameters
+from syre_rl.cli import OneLineParser, check_writable, positive_int
+from syre_rl.lifecycle import run_command
 from syre_rl.presets import build_preset
 from syre_rl.rl.agents import AgentPreset, PPOPreset
 from syre_rl.rl.continual import EpisodeReturnsCallback
@@ -306,3 +311,38 @@ def write_diagnosis(diagnosis: Diagnosis, out: Path) -> list[Path]:
     plt.close(fig)
     partial.replace(written[3])
     return written
+
+
+# ------------------------------------------------------------------------------------------ command line
+PROG = "diagnose_plasticity.py"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--step", type=int, default=None, help="use the first checkpoint at or after this run step")
+    p.add_argument("--steps", type=positive_int, help="steps per continuation (default: rest of the regime)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds per counterfactual (default 3)")
+    p.add_argument("--only", help=f"comma-separated counterfactuals (default all: {', '.join(COUNTERFACTUALS)})")
+    p.add_argument("--out", type=Path, help="output folder (default: RUN-diagnosis)")
+    args = p.parse_args(argv)
+    args.out = args.out or args.run_dir.with_name(args.run_dir.name + "-diagnosis")
+    return args
+
+
+def check(args: argparse.Namespace) -> None:
+    check_writable(args.out, "output directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)  # small networks: more threads only spin against each other
+    only = args.only.split(",") if args.only else None
+    result = diagnose(args.run_dir, args.step, args.steps, args.seeds, only)
+    write_diagnosis(result, args.out)
+    print(f"restores at least half the gap: {', '.join(result.restoring()) or 'no single part'}; wrote {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(sys.modules[__name__], argv)  # type: ignore[arg-type]
+

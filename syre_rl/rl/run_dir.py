@@ -13,14 +13,10 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from syre_rl import runs
-from syre_rl.cli import MAX_SEED, DivergedError
+from syre_rl.cli import MAX_SEED, CheckpointError, DivergedError
 
 KEEP_CHECKPOINTS = 2
 CONFIG_TYPES: dict[str, type] = {"algo": str, "preset_name": str, "seed": int, "preset": dict}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint or config is missing or cannot be loaded; the message says which and why."""
 
 
 class RunDir:
@@ -68,6 +64,24 @@ class RunDir:
             raise CheckpointError(f"{self.config_file} is corrupt: seed {config['seed']} out of range")
         return config
 
+    def check_config(self, checkpoint: Path) -> None:
+        """Raise :class:`CheckpointError` naming the first field of ``config.json`` that differs from the copy
+        ``checkpoint`` was saved with (a resume continues a run as it was started; older checkpoints hold none)."""
+        saved_file = checkpoint / runs.CONFIG
+        if not saved_file.is_file():
+            return
+        try:
+            saved = json.loads(saved_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise CheckpointError(f"{saved_file} is corrupt ({err})") from None
+        changed = _first_difference(saved, self.read_config())
+        if changed is not None:
+            field, old, new = changed
+            raise CheckpointError(
+                f"{self.config_file} was edited: {field} is {new!r}, the run was trained with {old!r}; "
+                "put it back to resume (or start a new run)"
+            )
+
     # ----------------------------------------------------------------------------------- checkpoints
     def save_checkpoint(self, model: BaseAlgorithm, folder: Path | None = None) -> Path:
         """Save ``model`` (and its VecNormalize statistics) as ``checkpoints/step_<n>`` or ``folder``.
@@ -81,6 +95,8 @@ class RunDir:
         target = folder or self.checkpoint_dir / f"step_{model.num_timesteps:012d}"
         tmp = runs.temporary_dir(target.parent, target.name)
         model.save(tmp / runs.MODEL_FILE)
+        if self.config_file.is_file():  # the settings it was trained with, checked on --resume
+            shutil.copy2(self.config_file, tmp / runs.CONFIG)
         venv = model.get_vec_normalize_env()
         if venv is not None:
             venv.save(str(tmp / runs.VECNORMALIZE_FILE))
@@ -101,6 +117,17 @@ class RunDir:
         if not found:
             raise CheckpointError(f"no checkpoint in {self.checkpoint_dir}; nothing to resume")
         return found[-1]
+
+
+def _first_difference(old: Any, new: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    """The first (dotted field, old, new) where two JSON values differ, in sorted key order; None if equal."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            found = _first_difference(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+        return None
+    return None if old == new else (path, old, new)
 
 
 def check_finite(model: BaseAlgorithm) -> None:

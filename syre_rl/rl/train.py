@@ -204,6 +204,64 @@ def _swap_envs(running: VecEnv, fresh: VecEnv) -> None:
     inner.envs = new.envs
 
 
+@dataclass
+class _Start:
+    """Where a call of :func:`train` starts: the run, its settings, and the checkpoint it continues (if any)."""
+
+    run: RunDir
+    algo: str
+    preset_name: str
+    seed: int
+    settings: AgentPreset
+    checkpoint: Path | None = None
+    start_step: int = 0
+
+
+def _start(
+    run_dir: str | Path | None,
+    algo: str | None,
+    preset: str | None,
+    seed: int | None,
+    overrides: dict[str, Any],
+    resume: bool,
+) -> _Start:
+    """The run's settings: a fresh run reads the preset (+ overrides); a resumed run reads its own config.json,
+    checked against the copy its checkpoint was saved with."""
+    if not resume:
+        algo, preset, seed = algo or "ppo", preset or "default", 0 if seed is None else seed
+        settings = agent_settings(algo, preset, overrides)
+        run = RunDir(run_dir if run_dir is not None else default_run_dir(algo, preset, settings, seed))
+        return _Start(run, algo, preset, seed, settings)
+    if run_dir is None:
+        raise UsageError("--resume needs --run-dir")
+    run = RunDir(run_dir)
+    algo, preset, seed, settings = _resume_settings(run, algo, preset, seed, overrides)
+    if (run.final_dir / runs.MODEL_FILE).is_file():  # a finished run continues from final/
+        checkpoint, start_step = run.final_dir, 0
+    else:
+        checkpoint = run.latest_checkpoint()
+        start_step = checkpoint_step(checkpoint)
+    run.check_config(checkpoint)
+    return _Start(run, algo, preset, seed, settings, checkpoint, start_step)
+
+
+def _probe_model(start: _Start, device: str) -> BaseAlgorithm | None:
+    """Build (or load) the model on environments that write no files: every check of the settings on this
+    machine (finite anchors, a usable device, a loadable checkpoint) before anything is written or deleted."""
+    settings = start.settings
+    probe = make_env(settings, n_envs=settings.n_envs, seed=start.seed, start_step=start.start_step)
+    try:
+        if start.checkpoint is not None:
+            return load_checkpoint(ALGORITHMS[start.algo], start.checkpoint, probe, device)
+        try:
+            build_model(start.algo, settings, probe, seed=start.seed, device=device)
+        except (ValueError, RuntimeError) as err:
+            raise UsageError(f"cannot build the model: {str(err).splitlines()[0]}") from None
+        return None
+    finally:
+        probe.close()
+
+
 def train(
     run_dir: str | Path | None = None,
     *,
@@ -231,149 +289,136 @@ def train(
     :raises UsageError, PresetError, CheckpointError: bad input, before anything is written
     :raises DivergedError: a non-finite loss or weight; the last good checkpoint stays the latest
     """
-    overrides = dict(overrides or {})
     device = check_device(device)
-    # 1. Settings: a fresh run reads the preset (+ overrides); a resumed run reads its own config.json.
-    if resume:
-        if run_dir is None:
-            raise UsageError("--resume needs --run-dir")
-        run = RunDir(run_dir)
-        algo, preset, seed, settings = _resume_settings(run, algo, preset, seed, overrides)
-        finished = (run.final_dir / runs.MODEL_FILE).is_file()  # a finished run continues from final/
-        checkpoint: Path | None = run.final_dir if finished else run.latest_checkpoint()
-        start_step = 0 if finished else checkpoint_step(checkpoint)
-    else:
-        algo, preset, seed = algo or "ppo", preset or "default", 0 if seed is None else seed
-        settings = agent_settings(algo, preset, overrides)
-        run = RunDir(run_dir if run_dir is not None else default_run_dir(algo, preset, settings, seed))
-        checkpoint, start_step = None, 0
+    start = _start(run_dir, algo, preset, seed, dict(overrides or {}), resume)
+    run, settings = start.run, start.settings
     check_writable(run.path, "run directory")
-    replace = False if resume else runs.prepare_new_run(run.path, "rl", force)
-    algo_class = ALGORITHMS[algo]
+    if not resume:
+        runs.prepare_new_run(run.path, "rl", force)  # refuses before anything is built; checked again when claimed
+    model = _probe_model(start, device)
+    if model is not None:
+        start.start_step = model.num_timesteps
+    if start.checkpoint == run.final_dir and start.start_step >= settings.total_timesteps:
+        log(f"{run.path} finished at step {start.start_step:,}; pass a larger --total-timesteps to continue it")
+        return RunResult(run.path, start.start_step, 0, 0.0, False, run.final_dir)
+    with runs.claim_run(run.path, "rl", resume=resume, force=force):
+        if model is not None and start.start_step >= settings.total_timesteps:
+            saved = run.save_checkpoint(model, run.final_dir)  # stopped after the last update: finish the run
+            log(f"{run.path} is at step {start.start_step:,} of {settings.total_timesteps:,}: wrote {saved}")
+            return RunResult(run.path, start.start_step, 0, 0.0, False, saved)
+        if model is None:
+            config = {"algo": start.algo, "preset_name": start.preset_name, "seed": start.seed}
+            run.write_config({**config, "preset": dataclasses.asdict(settings)})
+        return _Training(start, model, device, log).run(progress_bar)
 
-    # 2. Model: built (or loaded) on environments that write no files, before anything is written or deleted.
-    probe = make_env(settings, n_envs=settings.n_envs, seed=seed, start_step=start_step)
-    try:
-        if checkpoint is not None:
-            model = load_checkpoint(algo_class, checkpoint, probe, device)
+
+class _Training:
+    """One call's training loop on a claimed run directory: environments, callbacks, learn, summary."""
+
+    def __init__(self, start: _Start, model: BaseAlgorithm | None, device: str, log: Callable[[str], None]) -> None:
+        self.start, self.log = start, log
+        self.run_dir, self.settings, self.seed = start.run, start.settings, start.seed
+        step = start.start_step
+        if model is not None:
+            model.set_env(self.environments(step, start.checkpoint))
+            model.set_random_seed(self.seed + step)  # as at every periodic checkpoint, see restart()
+            log(f"resuming {self.run_dir.path} at step {step:,} of {self.settings.total_timesteps:,} "
+                f"({start.checkpoint.name})")  # type: ignore[union-attr]  # fmt: skip
         else:
-            try:  # the settings build a model on this machine (finite anchors, a usable device, ...)
-                build_model(algo, settings, probe, seed=seed, device=device)
-            except (ValueError, RuntimeError) as err:
-                raise UsageError(f"cannot build the model: {str(err).splitlines()[0]}") from None
-    finally:
-        probe.close()
-    if checkpoint is not None:
-        start_step = model.num_timesteps
-    if checkpoint == run.final_dir and start_step >= settings.total_timesteps:
-        log(f"{run.path} finished at step {start_step:,}; pass a larger --total-timesteps to continue it")
-        return RunResult(run.path, start_step, 0, 0.0, False, run.final_dir)
-    if checkpoint is not None and start_step >= settings.total_timesteps:
-        saved = run.save_checkpoint(model, run.final_dir)  # stopped after the last update: finish the run
-        log(f"{run.path} is at step {start_step:,} of {settings.total_timesteps:,}: wrote {saved}")
-        return RunResult(run.path, start_step, 0, 0.0, False, saved)
-    if replace:
-        runs.clear_run(run.path)
-    if checkpoint is None:
-        run.write_config(
-            {"algo": algo, "preset_name": preset, "seed": seed, "preset": dataclasses.asdict(settings)}
-        )
+            model = build_model(start.algo, self.settings, self.environments(0, None), seed=self.seed, device=device)
+            log(f"training {start.algo} ({start.preset_name}, method {self.settings.method}) on "
+                f"{self.settings.env} for {self.settings.total_timesteps:,} steps into {self.run_dir.path}")  # fmt: skip
+        model.set_logger(_tensorboard_logger(self.run_dir.tb_dir, step + 1 if step else None))
+        self.model = model
 
-    def environments(step: int, saved: Path | None):
-        env = make_env(
-            settings, n_envs=settings.n_envs, seed=seed, start_step=step, monitor_dir=run.monitor_dir(step)
-        )
+    def environments(self, step: int, saved: Path | None) -> VecEnv:
+        settings = self.settings
+        env = make_env(settings, n_envs=settings.n_envs, seed=self.seed, start_step=step,
+                       monitor_dir=self.run_dir.monitor_dir(step))  # fmt: skip
         return env if saved is None else restore_normalization(saved, env)
 
-    if checkpoint is not None:
-        model.set_env(environments(start_step, checkpoint))
-        model.set_random_seed(seed + start_step)  # as at every periodic checkpoint, see restart()
-        log(f"resuming {run.path} at step {start_step:,} of {settings.total_timesteps:,} ({checkpoint.name})")
-    else:
-        model = build_model(algo, settings, environments(0, None), seed=seed, device=device)
-        log(
-            f"training {algo} ({preset}, method {settings.method}) on {settings.env} for "
-            f"{settings.total_timesteps:,} steps into {run.path}"
-        )
-    model.set_logger(_tensorboard_logger(run.tb_dir, start_step + 1 if start_step else None))
-
-    # 3. Callbacks: anchors summary, regime of a non-stationary task, checkpoints (divergence, Ctrl-C),
-    #    plasticity measurements, evaluation.
-    stop = StopOnSignalCallback()
-    # methods that act at regime changes (Shrink & Perturb's boundary form, resets) and the preset's change_reset
-    task_change = TaskChangeCallback(settings.change_reset)
-    callbacks: list[BaseCallback] = [SyreSummaryCallback(), RegimeLoggerCallback(), task_change, stop]
-
-    def restart(step: int, saved: Path) -> None:
+    def restart(self, step: int, saved: Path) -> None:
         """Continue from the checkpoint just saved exactly as a resume from it would: fresh environments
         (their running normalization statistics are already the checkpoint's), reseeded from the step, and the
         regime seen first after it is no change (as after a resume)."""
-        _swap_envs(model.get_env(), environments(step, None))
-        _reseed_and_reset(model, seed + step)
-        task_change.regime = None
+        _swap_envs(self.model.get_env(), self.environments(step, None))
+        _reseed_and_reset(self.model, self.seed + step)
+        self.task_change.regime = None
 
-    checkpoints = RunCheckpointCallback(run, settings.checkpoint_freq, on_checkpoint=restart, stop=stop)
-    callbacks.append(checkpoints)
-    if settings.plasticity_every > 0:
-        callbacks.append(PlasticityCallback(every_n_steps=settings.plasticity_every))
-    evaluation = None
-    if settings.eval_freq > 0:
-        eval_env = make_env(settings, n_envs=1, seed=seed + 10_000, start_step=start_step, training=False)
-        evaluation = RegimeSyncedEvalCallback(
-            eval_env,
-            n_eval_episodes=settings.eval_episodes,
-            eval_freq=max(settings.eval_freq // settings.n_envs, 1),
-            verbose=1,
-        )
-        callbacks.append(evaluation)
+    def callbacks(self) -> list[BaseCallback]:
+        """Anchors summary, regime of a non-stationary task, the methods that act at regime changes (and the
+        preset's change_reset), checkpoints (divergence, Ctrl-C), plasticity measurements, evaluation."""
+        settings = self.settings
+        stop = StopOnSignalCallback()
+        self.task_change = TaskChangeCallback(settings.change_reset)
+        self.checkpoints = RunCheckpointCallback(self.run_dir, settings.checkpoint_freq, on_checkpoint=self.restart,
+                                                 stop=stop)  # fmt: skip
+        callbacks: list[BaseCallback] = [SyreSummaryCallback(), RegimeLoggerCallback(), self.task_change, stop,
+                                         self.checkpoints]  # fmt: skip
+        if settings.plasticity_every > 0:
+            callbacks.append(PlasticityCallback(every_n_steps=settings.plasticity_every))
+        self.evaluation = None
+        if settings.eval_freq > 0:
+            eval_env = make_env(settings, n_envs=1, seed=self.seed + 10_000, start_step=self.start.start_step,
+                                training=False)  # fmt: skip
+            self.evaluation = RegimeSyncedEvalCallback(
+                eval_env,
+                n_eval_episodes=settings.eval_episodes,
+                eval_freq=max(settings.eval_freq // settings.n_envs, 1),
+                verbose=1,
+            )
+            callbacks.append(self.evaluation)
+        return callbacks
 
-    # 4. Train. reset_num_timesteps=False continues the step count (and the TensorBoard curve) of a resumed run.
-    started = time.perf_counter()
-    try:
-        model.learn(
-            settings.total_timesteps - start_step,
-            callback=callbacks,
-            reset_num_timesteps=checkpoint is None,
-            progress_bar=progress_bar,
-        )
-        if checkpoints.stopped_at is None:
-            final = run.save_checkpoint(model, run.final_dir)  # raises DivergedError on non-finite weights
-    except (DivergedError, ValueError) as err:
-        if not isinstance(err, DivergedError) and "nan" not in str(err).lower():
-            raise
-        # torch's distributions refuse NaN parameters (mid-update or mid-rollout) with a ValueError
-        reason = str(err) if isinstance(err, DivergedError) else _divergence(model)
-        kept = run.checkpoints()
-        where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was saved"
-        raise DivergedError(f"{reason}; {where}") from None
-    finally:
-        model.logger.close()
-        model.get_env().close()
-        if evaluation is not None:
-            evaluation.eval_env.close()
-    wall = time.perf_counter() - started
+    def run(self, progress_bar: bool) -> RunResult:
+        """Learn (``reset_num_timesteps=False`` continues a resumed run's step count and TensorBoard curve),
+        save ``final/`` and summarise; a divergence names the last good checkpoint."""
+        model, start = self.model, self.start
+        callbacks = self.callbacks()
+        started = time.perf_counter()
+        final = None
+        try:
+            model.learn(self.settings.total_timesteps - start.start_step, callback=callbacks,
+                        reset_num_timesteps=start.checkpoint is None, progress_bar=progress_bar)  # fmt: skip
+            if self.checkpoints.stopped_at is None:
+                final = self.run_dir.save_checkpoint(model, self.run_dir.final_dir)  # DivergedError if not finite
+        except (DivergedError, ValueError) as err:
+            if not isinstance(err, DivergedError) and "nan" not in str(err).lower():
+                raise
+            # torch's distributions refuse NaN parameters (mid-update or mid-rollout) with a ValueError
+            reason = str(err) if isinstance(err, DivergedError) else _divergence(model)
+            kept = self.run_dir.checkpoints()
+            where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was saved"
+            raise DivergedError(f"{reason}; {where}") from None
+        finally:
+            model.logger.close()
+            model.get_env().close()
+            if self.evaluation is not None:
+                self.evaluation.eval_env.close()
+        return self.summary(time.perf_counter() - started, final)
 
-    # 5. Save and summarise.
-    steps = model.num_timesteps - start_step
-    if checkpoints.stopped_at is not None:
-        stopped = checkpoint_step(checkpoints.stopped_at)
-        log(f"interrupted at step {stopped:,}; checkpoint {checkpoints.stopped_at}")
-        log(f"continue with: python scripts/train_ppo.py --run-dir {run.path} --resume")
-        return RunResult(run.path, stopped, stopped - start_step, wall, True, checkpoints.stopped_at)
-    saved = final
-    episodes = [info["r"] for info in model.ep_info_buffer]
-    result = RunResult(run.path, model.num_timesteps, steps, wall, False, saved, episodes=len(episodes))
-    log(
-        f"done: {model.num_timesteps:,} steps ({steps:,} now) in {wall / 60:.1f} min, {steps / wall:.0f} steps/s"
-    )
-    if evaluation is not None and evaluation.n_calls >= evaluation.eval_freq:
-        result.last_eval = float(evaluation.last_mean_reward)
-        log(f"last evaluation: mean return {result.last_eval:.1f} over {settings.eval_episodes} episodes")
-        if settings.reference_returns:
-            log(reference_line(result.last_eval, settings.reference_returns, settings.reference, settings.method))
-    if episodes:
-        result.train_return = float(np.mean(episodes))
-        log(f"last {len(episodes)} training episodes: mean return {result.train_return:.1f}")
-    log(f"final model: {saved / runs.MODEL_FILE}")
-    log(f"logs: tensorboard --logdir {run.tb_dir}")
-    return result
+    def summary(self, wall: float, final: Path | None) -> RunResult:
+        model, log, path, begin = self.model, self.log, self.run_dir.path, self.start.start_step
+        stopped_at = self.checkpoints.stopped_at
+        if stopped_at is not None:
+            stopped = checkpoint_step(stopped_at)
+            log(f"interrupted at step {stopped:,}; checkpoint {stopped_at}")
+            log(f"continue with: python scripts/train_ppo.py --run-dir {path} --resume")
+            return RunResult(path, stopped, stopped - begin, wall, True, stopped_at)
+        assert final is not None
+        steps = model.num_timesteps - begin
+        episodes = [info["r"] for info in model.ep_info_buffer]
+        result = RunResult(path, model.num_timesteps, steps, wall, False, final, episodes=len(episodes))
+        log(f"done: {model.num_timesteps:,} steps ({steps:,} now) in {wall / 60:.1f} min, {steps / wall:.0f} steps/s")
+        evaluation, settings = self.evaluation, self.settings
+        if evaluation is not None and evaluation.n_calls >= evaluation.eval_freq:
+            result.last_eval = float(evaluation.last_mean_reward)
+            log(f"last evaluation: mean return {result.last_eval:.1f} over {settings.eval_episodes} episodes")
+            if settings.reference_returns:
+                log(reference_line(result.last_eval, settings.reference_returns, settings.reference, settings.method))
+        if episodes:
+            result.train_return = float(np.mean(episodes))
+            log(f"last {len(episodes)} training episodes: mean return {result.train_return:.1f}")
+        log(f"final model: {final / runs.MODEL_FILE}")
+        log(f"logs: tensorboard --logdir {self.run_dir.tb_dir}")
+        return result

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from syre_rl.cli import UsageError
 from syre_rl.supervised.download import DownloadError, resolve_data_dir
 from syre_rl.supervised.download import download as fetch
 
@@ -46,7 +47,7 @@ MISSING_HINT = (
 )
 
 
-class DataError(Exception):
+class DataError(UsageError):
     """A dataset file is missing, truncated or malformed; the message names the file and where it looked."""
 
 

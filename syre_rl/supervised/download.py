@@ -226,22 +226,37 @@ def _download(
     return target
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m syre_rl.supervised.download", description=__doc__.split("\n")[0]
-    )
+PROG = "download"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    from syre_rl.cli import OneLineParser  # noqa: PLC0415
+
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("datasets", nargs="+", choices=sorted(FILES))
-    parser.add_argument(
-        "--data-dir", type=Path, help="default: $SYRE_RL_DATA, else the per-user cache folder"
-    )
-    args = parser.parse_args(argv)
+    parser.add_argument("--data-dir", type=Path, help="default: $SYRE_RL_DATA, else the per-user cache folder")
+    return parser.parse_args(argv)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Nothing to check before the downloads: each one verifies its own files."""
+
+
+def run(args: argparse.Namespace) -> int:
+    from syre_rl.cli import UsageError  # noqa: PLC0415
+
     for name in args.datasets:
         try:
             print(f"{name}: {download(name, args.data_dir)}")
         except DownloadError as err:
-            print(f"download: error: {err}", file=sys.stderr)
-            return 2
+            raise UsageError(str(err)) from None
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from syre_rl.lifecycle import run_command  # noqa: PLC0415
+
+    return run_command(sys.modules[__name__], argv)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

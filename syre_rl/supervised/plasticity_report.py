@@ -13,15 +13,20 @@ value; ``summary.md`` the same as tables) and ``curves.csv``. Bad input: one lin
 
 from __future__ import annotations
 
+import argparse
 import csv
+import io
 import json
 import re
+import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
-from syre_rl.cli import OneLineParser, UsageError, check_writable, fail
+from syre_rl.cli import OneLineParser, UsageError, check_writable, finite_float, positive_int
+from syre_rl.lifecycle import run_command
+from syre_rl.runs import atomic_write_text
 from syre_rl.supervised.continual import plasticity_change
 from syre_rl.sweep.curves import bootstrap_band
 
@@ -29,10 +34,6 @@ __all__ = ["arm_curves", "summarise", "main"]
 
 PROG = "plasticity_report.py"
 HIDDEN = {"effective rank": "hidden/effective_rank", "dead units": "hidden/dead_fraction"}
-
-
-def _fail(message: str) -> NoReturn:
-    fail(PROG, message)
 
 
 def _result_files(paths: list[Path]) -> list[Path]:
@@ -43,9 +44,9 @@ def _result_files(paths: list[Path]) -> list[Path]:
         elif path.is_dir():
             files += sorted(path.glob("*/results.json"))
         else:
-            _fail(f"{path} is not a directory")
+            raise UsageError(f"{path} is not a directory")
     if not files:
-        _fail(f"no results.json in {', '.join(map(str, paths))}")
+        raise UsageError(f"no results.json in {', '.join(map(str, paths))}")
     return files
 
 
@@ -72,7 +73,7 @@ def arm_curves(
             results = json.loads(file.read_text())
             stages, history, members = results["stages"], results["history"], results["members"]
         except (OSError, ValueError, KeyError) as err:
-            _fail(f"{file} is not a supervised results.json ({err})")
+            raise UsageError(f"{file} is not a supervised results.json ({err})") from None
         is_baseline = baseline is not None and _run_label(file) == baseline
         for i, member in enumerate(members):
             arm = baseline if is_baseline else re.sub(r"_seed\d+$", "", member["name"])
@@ -232,65 +233,60 @@ def _markdown(table: list[dict[str, Any]], share: float, baseline: str | None) -
     return "\n".join(out) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("paths", type=Path, nargs="+", help="sweep or run directories")
-    p.add_argument(
-        "--figure", required=True, help="the plasticity figure's metric, e.g. train/online_accuracy"
-    )
+    p.add_argument("--figure", required=True, help="the plasticity figure's metric, e.g. train/online_accuracy")
     p.add_argument("--label", help="its axis title (default: the metric)")
     p.add_argument("--baseline", help="sweep method label of a reference run (e.g. linear)")
-    p.add_argument("--smooth", type=int, default=1, help="draw means of this many stages (tables unaffected)")
+    p.add_argument("--smooth", type=positive_int, default=1, help="draw means of this many stages (tables unaffected)")
     p.add_argument("--x-label", default="task", help="the stages' name on the x axis (default: task)")
-    p.add_argument("--share", type=float, default=0.1, help="share of tasks at each end (default 0.1)")
+    p.add_argument("--share", type=finite_float, default=0.1, help="share of tasks at each end (default 0.1)")
     p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    if args.smooth < 1:
-        _fail(f"--smooth must be >= 1, got {args.smooth}")
+    return p.parse_args(argv)
+
+
+def check(args: argparse.Namespace) -> None:
     if not 0 < args.share <= 0.5:
-        _fail(f"--share must be in (0, 0.5], got {args.share}")
+        raise UsageError(f"--share must be in (0, 0.5], got {args.share}")
+    check_writable(args.out, "--out")
+
+
+def _write_tables(table: list[dict[str, Any]], curves: dict[str, Any], keys: list[str], args: argparse.Namespace) -> None:
+    fields = list(dict.fromkeys(k for row in table for k in row))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(table)
+    atomic_write_text(args.out / "summary.csv", text.getvalue())
+    atomic_write_text(args.out / "summary.json", json.dumps(table, indent=1) + "\n")
+    text = io.StringIO()
+    rows = csv.writer(text)
+    rows.writerow(["metric", "arm", "stage", "mean", "lo", "hi", "seeds"])
+    for key in keys:
+        for arm, c in curves[key].items():
+            mean, lo, hi, n = bootstrap_band(c)
+            for s in range(c.shape[1]):
+                if n[s]:
+                    rows.writerow([key, arm, s + 1, f"{mean[s]:.6g}", f"{lo[s]:.6g}", f"{hi[s]:.6g}", int(n[s])])
+    atomic_write_text(args.out / "curves.csv", text.getvalue())
+    atomic_write_text(args.out / "summary.md", _markdown(table, args.share, args.baseline))
+
+
+def run(args: argparse.Namespace) -> int:
     files = _result_files(args.paths)
     keys = [args.figure, *HIDDEN.values()]
     curves, seeds = arm_curves(files, keys, args.baseline)
     if not curves[args.figure]:
-        _fail(f"no run logged {args.figure!r}")
+        raise UsageError(f"no run logged {args.figure!r}")
     arms = list(curves[args.figure])
-    try:
-        check_writable(args.out, "--out")
-    except UsageError as err:
-        _fail(str(err))
     args.out.mkdir(parents=True, exist_ok=True)
     table = []
     for key in keys:
         for row in summarise(curves[key], args.share, seeds=seeds, baseline=args.baseline):
             table.append({"metric": key, **row})
-    with open(args.out / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in table for k in row)))
-        writer.writeheader()
-        writer.writerows(table)
-    (args.out / "summary.json").write_text(json.dumps(table, indent=1) + "\n")
-    with open(args.out / "curves.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["metric", "arm", "stage", "mean", "lo", "hi", "seeds"])
-        for key in keys:
-            for arm, c in curves[key].items():
-                mean, lo, hi, n = bootstrap_band(c)
-                for s in range(c.shape[1]):
-                    if n[s]:
-                        writer.writerow(
-                            [key, arm, s + 1, f"{mean[s]:.6g}", f"{lo[s]:.6g}", f"{hi[s]:.6g}", int(n[s])]
-                        )
-    (args.out / "summary.md").write_text(_markdown(table, args.share, args.baseline))
-    _draw(
-        curves,
-        args.figure,
-        args.label or args.figure,
-        args.out,
-        arms,
-        args.baseline,
-        args.smooth,
-        args.x_label,
-    )
+    _write_tables(table, curves, keys, args)
+    _draw(curves, args.figure, args.label or args.figure, args.out, arms, args.baseline, args.smooth, args.x_label)
     for row in table:
         if row["metric"] == args.figure:
             print(
@@ -300,3 +296,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.out}/figure.png, summary.csv, summary.json, curves.csv")
     return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(sys.modules[__name__], argv)  # type: ignore[arg-type]

@@ -6,14 +6,18 @@ python scripts/report.py --across beta docs/results/supervised/beta-vae runs/vae
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from syre_rl.cli import OneLineParser, UsageError, check_writable
+from syre_rl.lifecycle import run_command
 from syre_rl.runs import RESULTS
 from syre_rl.sweep.curves import bootstrap_band
 
@@ -395,3 +399,51 @@ def write_across(field: str, run_dirs: list[str | Path], out_dir: str | Path) ->
     fig.savefig(out_dir / "across.png", dpi=110)
     plt.close(fig)
     return out_dir
+
+
+# ------------------------------------------------------------------------------------------ command line
+PROG = "report.py"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = OneLineParser(prog=PROG, description="Tables (Markdown) and figures (PNG) of a supervised run, from its results.json.")
+    p.add_argument("run_dir", type=Path, help="a train_supervised.py run directory (OUT_DIR with --across)")
+    p.add_argument("out_dir", type=Path, help="where the tables and figures go (a RUN_DIR with --across)")
+    p.add_argument("more_runs", type=Path, nargs="*", help="--across: further run directories")
+    p.add_argument(
+        "--across", metavar="FIELD", help="compare runs that differ in this preset field, e.g. beta"
+    )
+    args = p.parse_args(argv)
+    if args.across:
+        args.out_dir, args.runs = args.run_dir, [args.out_dir, *args.more_runs]
+    elif args.more_runs:
+        p.error("more than two paths need --across FIELD")
+    else:
+        args.runs = [args.run_dir]
+    return args
+
+
+def check(args: argparse.Namespace) -> None:
+    for run_dir in args.runs:
+        results = run_dir / RESULTS
+        try:
+            config = json.loads(results.read_text())["config"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise UsageError(f"cannot read {results}: {err}") from None
+        if args.across and args.across not in config:
+            raise UsageError(f"{results} has no preset field {args.across!r}")
+    check_writable(args.out_dir, "output directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.across:
+        print(write_across(args.across, args.runs, args.out_dir))
+    else:
+        print(write_report(args.run_dir, args.out_dir))
+    return 0
+
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(sys.modules[__name__], argv)  # type: ignore[arg-type]

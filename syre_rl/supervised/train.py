@@ -13,173 +13,28 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from syre_rl import runs
-from syre_rl.cli import DivergedError, UsageError, check_device, check_writable
-from syre_rl.supervised.methods import (
-    UNIT_METHODS,
-    Member,
-    attach_methods,
-    build_members,
-    check_methods,
-    method_metrics,
-    on_task_change,
-)
+from syre_rl.cli import CheckpointError, DivergedError, UsageError, check_device, check_writable
+from syre_rl.supervised.config import Experiment, Stage, SupervisedPreset
+from syre_rl.supervised.methods import attach_methods, method_metrics, on_task_change
+from syre_rl.supervised.step import STEP_MODES, UNGRAPHABLE_METHODS, GraphedStep, eager_step, make_optimizer
 
-__all__ = [
-    "STEP_MODES",
-    "CheckpointError",
-    "DivergedError",
-    "Experiment",
-    "GraphedStep",
-    "RunDirError",
-    "Stage",
-    "SupervisedPreset",
-    "train",
-]
+__all__ = ["RunDirError", "load_checkpoint", "train"]
 
 CHECKPOINT_FORMAT = "syre_rl.supervised/2"
-STEP_MODES = ("eager", "graph")
-# Eager steps before a capture: CUDA's lazy initialisation (cuBLAS handles, optimizer state) happens outside it.
-GRAPH_WARMUP = 3
-# Methods that act between steps with host-side counters, utilities and their own generators (Shrink & Perturb,
-# CBP, ReDo), which a CUDA graph does not replay.
-UNGRAPHABLE_METHODS = UNIT_METHODS
 
 
 class RunDirError(UsageError):
     """The run directory cannot be used as asked (nothing to resume)."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is unreadable or belongs to another configuration."""
-
-
-def _positive(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-@dataclass
-class SupervisedPreset:
-    """Fields every supervised experiment has (``experiments/<name>.yaml``); experiments add their own.
-
-    :param methods: method names (the registry's: ``none``, ``l2``, ``syre``, ``l2-init``, ``shrink-perturb``,
-        ``cbp``, ``redo``, ``dropout``), compared side by side in one stacked model; any mix.
-    :param method_kwargs: settings of ``l2-init``, ``shrink-perturb``, ``cbp`` and ``redo`` (keyword arguments of
-        their :mod:`syre_rl.baselines` classes) by method name; unset ones keep the reference settings.
-    :param weight_decay: decay strengths swept by ``l2`` and ``syre`` (``decay_mode`` says which convention).
-    :param sigma0: anchor scales swept by ``syre`` (the anchor std is ``sigma0 / sqrt(fan_in)``).
-    :param dropout: rates swept by the ``dropout`` method.
-    :param seeds: members per setting; member seeds are ``seed, seed + 1, ...``.
-    :param train_size: use the first examples only (0: all); for quick runs and tests.
-    :param eval_size: test examples used for ranks and dead units (accuracy uses ``test_size``).
-    :param optimizer_impl: ``fused`` (one kernel per step where the device supports it) or ``foreach``.
-    :param adam_betas: Adam's betas for every member (``[0.99, 0.99]``: Dohare et al.'s "ns-adam").
-    :param optimizer: ``adam`` (the paper's experiments) or ``sgd`` (plain SGD, e.g. the online regression of the
-        plasticity benchmarks); elementwise either way, so the stacked members stay independent.
-    """
-
-    epochs: int = 1
-    batch_size: int = 64
-    lr: float = 1e-3
-    methods: list[str] = field(default_factory=lambda: ["none", "syre"])
-    weight_decay: list[float] = field(default_factory=lambda: [1e-2])
-    sigma0: list[float] = field(default_factory=lambda: [1e-2])
-    dropout: list[float] = field(default_factory=list)
-    method_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    decay_mode: Literal["coupled", "decoupled"] = "coupled"
-    seeds: int = 1
-    seed: int = 0
-    train_size: int = 0
-    test_size: int = 0
-    eval_size: int = 2000
-    amp: bool = True
-    optimizer_impl: Literal["fused", "foreach"] = "fused"
-    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    optimizer: Literal["adam", "sgd"] = "adam"
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "seeds", "eval_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"field {name!r} must be >= 1, got {getattr(self, name)}")
-        for name in ("train_size", "test_size", "seed"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"field {name!r} must be >= 0, got {getattr(self, name)}")
-        _positive("lr", self.lr)
-        for name in ("weight_decay", "sigma0"):
-            for v in getattr(self, name):
-                if not (math.isfinite(v) and v >= 0):
-                    raise ValueError(f"field {name!r} values must be finite and >= 0, got {v!r}")
-        if any(not 0 <= p < 1 for p in self.dropout):
-            raise ValueError(f"field 'dropout' values must be in [0, 1), got {self.dropout}")
-        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
-            raise ValueError(f"field 'adam_betas' must be two numbers in [0, 1), got {self.adam_betas!r}")
-        check_methods(self.methods, self.method_kwargs)
-
-    def members(self) -> list[Member]:
-        seeds = range(self.seed, self.seed + self.seeds)
-        return build_members(
-            self.methods, seeds, self.weight_decay, self.sigma0, self.dropout, self.method_kwargs
-        )
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One unit of training between measurements and checkpoints: an epoch of a task."""
-
-    index: int
-    task: int
-    epoch: int
-
-
-class Experiment:
-    """What a supervised experiment trains and measures; :func:`train` runs it.
-
-    Subclasses set :attr:`model` (stacked over :attr:`members`) in ``__init__`` and implement :meth:`batches`,
-    :meth:`loss` and :meth:`evaluate`. Metrics are ``{key: [one value per member]}``.
-    """
-
-    name = ""
-    schema: type[SupervisedPreset] = SupervisedPreset
-    decay_include: str | list[str] | None = None  # Syre include patterns of the decayed parameters
-
-    def __init__(
-        self, cfg: SupervisedPreset, device: torch.device, data_dir: Path | None, download: bool
-    ) -> None:
-        self.cfg, self.device = cfg, device
-        self.members = cfg.members()
-        self.model: nn.Module = nn.Identity()
-
-    @property
-    def seeds(self) -> list[int]:
-        return [m.seed for m in self.members]
-
-    def stages(self) -> list[Stage]:
-        return [Stage(i, 0, i) for i in range(self.cfg.epochs)]
-
-    def start_stage(self, stage: Stage) -> dict[str, list[float]]:
-        """Measurements before a stage's training (e.g. at a task's start)."""
-        return {}
-
-    def batches(self, stage: Stage) -> Iterator[Tensor]:
-        raise NotImplementedError
-
-    def loss(self, batch: Tensor, stage: Stage) -> Tensor:
-        """Each member's mean loss, ``[E]``; their sum is differentiated (each member gets its own gradient)."""
-        raise NotImplementedError
-
-    def evaluate(self, stage: Stage) -> dict[str, list[float]]:
-        raise NotImplementedError
 
 
 # ---------------------------------------------------------------------------------------------- run dir
@@ -220,115 +75,123 @@ def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
 
-
-def make_optimizer(
-    model: nn.Module, cfg: SupervisedPreset, capturable: bool = False
-) -> torch.optim.Optimizer:
-    """One Adam (or SGD) over all stacked members (elementwise, so it is ``E`` independent optimizers).
-
-    :param capturable: keep Adam's step counts on the device, as a CUDA graph of the step needs (SGD keeps none).
-    """
-    impl = {"fused": True} if cfg.optimizer_impl == "fused" else {"foreach": True}
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, **impl)
-    return torch.optim.Adam(
-        model.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas), capturable=capturable, **impl
-    )
-
-
-# ------------------------------------------------------------------------------------------------ steps
-def eager_step(
-    experiment: Experiment,
-    optimizer: torch.optim.Optimizer,
-    stage: Stage,
-    autocast: dict[str, Any],
-    total: Tensor,
-    batch: Tensor,
-) -> None:
-    """One training step: each member's loss on ``batch``, backward, the optimizer step; adds the losses to
-    ``total``."""
-    with torch.autocast(**autocast):
-        losses = experiment.loss(batch, stage).float()
-    optimizer.zero_grad(set_to_none=True)
-    losses.sum().backward()
-    optimizer.step()
-    total += losses.detach()
-
-
-class _EagerGraph:
-    """Where CUDA graphs do not exist (CPU): "replay" runs the recorded step again, from the same static input,
-    so the graphed path's logic runs, and is tested, everywhere."""
-
-    def __init__(self, step: Callable[[], None]) -> None:
-        self.replay = step
-
-
-class GraphedStep:
-    """The whole training step of one stage as a CUDA graph: :data:`GRAPH_WARMUP` eager steps, then one capture,
-    then one replay per full batch, the batch's indices copied into the graph's static input on the device. A
-    short batch (an epoch's last) runs eagerly. A new stage needs a new capture (its task, e.g. a pixel
-    permutation, is part of the graph).
-
-    The step is the eager one, kernel for kernel: syre's and the other methods' optimizer hooks run inside the
-    capture. The optimizer must be capturable on CUDA (:func:`make_optimizer`).
-    """
-
-    def __init__(
-        self,
-        experiment: Experiment,
-        optimizer: torch.optim.Optimizer,
-        stage: Stage,
-        autocast: dict[str, Any],
-        total: Tensor,
-    ) -> None:
-        # Autocast's weight-cast cache would hand the graph tensors freed after the capture.
-        self._step = functools.partial(
-            eager_step, experiment, optimizer, stage, {**autocast, "cache_enabled": False}, total
-        )
-        self.cuda = total.device.type == "cuda"
-        self.warmup = GRAPH_WARMUP
-        self.static: Tensor | None = None
-        self.graph: torch.cuda.CUDAGraph | _EagerGraph | None = None
-        self.optimizer = optimizer
-        self.replays = 0
-
-    def __call__(self, batch: Tensor) -> None:
-        if self.graph is None and self.warmup > 0:
-            self._eager(batch)
-            self.warmup -= 1
-            return
-        if self.graph is None:
-            self._capture(batch)
-        if batch.shape != self.static.shape:  # type: ignore[union-attr]
-            self._eager(batch)
-            return
-        self.static.copy_(batch)  # type: ignore[union-attr]
-        self.graph.replay()  # type: ignore[union-attr]
-        self.replays += 1
-
-    def _eager(self, batch: Tensor) -> None:
-        if not self.cuda:
-            self._step(batch)
-            return
-        # CUDA's recipe: warm-up (and any eager step between replays) on a side stream.
-        side = torch.cuda.Stream(device=batch.device)
-        side.wait_stream(torch.cuda.current_stream(batch.device))
-        with torch.cuda.stream(side):
-            self._step(batch)
-        torch.cuda.current_stream(batch.device).wait_stream(side)
-
-    def _capture(self, batch: Tensor) -> None:
-        self.static = batch.clone()
-        self.optimizer.zero_grad(set_to_none=True)  # the graph allocates the gradients it writes
-        if self.cuda:
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                self._step(self.static)
-        else:
-            self.graph = _EagerGraph(functools.partial(self._step, self.static))
-
-
 # ------------------------------------------------------------------------------------------------ train
+@dataclass
+class _Run:
+    """A supervised run built and checked, before anything is written: the experiment on its device, the
+    optimizer and the members' methods, restored from the checkpoint when resuming."""
+
+    experiment: Experiment
+    optimizer: torch.optim.Optimizer
+    methods: nn.ModuleDict
+    device: torch.device
+    config: dict[str, Any]
+    start: int = 0
+    elapsed: float = 0.0
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+def _build(
+    experiment_cls: type[Experiment],
+    cfg: SupervisedPreset,
+    device: torch.device,
+    data_dir: str | Path | None,
+    download: bool,
+    capturable: bool,
+) -> _Run:
+    torch.manual_seed(cfg.seed)
+    experiment = experiment_cls(cfg, device, Path(data_dir) if data_dir is not None else None, download)
+    model = experiment.model.to(device)
+    optimizer = make_optimizer(model, cfg, capturable=capturable)
+    methods = attach_methods(model, optimizer, experiment.members, decay_mode=cfg.decay_mode,
+                             include=experiment.decay_include, method_kwargs=cfg.method_kwargs)  # fmt: skip
+    return _Run(experiment, optimizer, methods, device, dataclasses.asdict(cfg))
+
+
+def _restore(run: _Run, checkpoint: dict[str, Any], path: Path, capturable: bool) -> None:
+    """Continue ``run`` from ``checkpoint`` (its configuration checked by the caller)."""
+    try:
+        run.experiment.model.load_state_dict(checkpoint["model"])
+        run.optimizer.load_state_dict(checkpoint["optimizer"])
+        for group in run.optimizer.param_groups:  # the saved groups carry the flag of the run that saved them
+            group["capturable"] = capturable
+        run.methods.load_state_dict(checkpoint["methods"])
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise CheckpointError(f"{path} does not fit this model: {str(err)[:200]}") from None
+    _set_rng_state(checkpoint["rng"], run.device)
+    run.start, run.elapsed, run.history = checkpoint["next_stage"], checkpoint["elapsed"], checkpoint["history"]
+
+
+def _train_stage(run: _Run, stage: Stage, step: str, autocast: dict[str, Any], members: list[dict[str, Any]],
+                 run_dir: Path) -> dict[str, list[float]]:  # fmt: skip
+    """Train one stage and measure it; the stage's metrics, one value per member."""
+    experiment, model = run.experiment, run.experiment.model
+    if stage.task > 0 and stage.epoch == 0:
+        on_task_change(run.methods)  # a new task starts (resumed runs checkpoint after the previous stage)
+    model.eval()
+    with torch.no_grad():
+        metrics = {f"start/{k}": v for k, v in experiment.start_stage(stage).items()}
+    model.train()
+    total, steps = torch.zeros(len(experiment.members), device=run.device), 0
+    if step == "graph":
+        train_step: Callable[[Tensor], None] = GraphedStep(experiment, run.optimizer, stage, autocast, total)
+    else:
+        train_step = functools.partial(eager_step, experiment, run.optimizer, stage, autocast, total)
+    for batch in experiment.batches(stage):
+        train_step(batch)
+        steps += 1
+    _check_finite(model, total, stage, members, run_dir)
+    model.eval()
+    with torch.no_grad(), torch.autocast(**autocast):
+        metrics.update(experiment.evaluate(stage))
+    metrics["train/loss"] = (total / max(steps, 1)).tolist()
+    metrics.update(method_metrics(run.methods, len(experiment.members)))
+    return metrics
+
+
+def _save(run: _Run, run_dir: Path, results: dict[str, Any], next_stage: int) -> None:
+    """results.json, then the checkpoint: a kill between the two leaves complete results and a checkpoint one
+    stage behind."""
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "experiment": run.experiment.name,
+        "config": run.config,
+        "next_stage": next_stage,
+        "elapsed": run.elapsed,
+        "history": run.history,
+        "model": run.experiment.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "methods": run.methods.state_dict(),
+        "rng": _rng_state(run.device),
+    }
+    _write_json(run_dir / runs.RESULTS, results)
+    runs.atomic_write(run_dir / runs.SUPERVISED_CHECKPOINT, functools.partial(torch.save, state))
+
+
+def _check_step(step: str, cfg: SupervisedPreset) -> None:
+    if step not in STEP_MODES:
+        raise UsageError(f"step must be one of {', '.join(STEP_MODES)}, got {step!r}")
+    if step == "graph" and set(cfg.methods) & set(UNGRAPHABLE_METHODS):
+        raise UsageError(
+            f"step='graph' cannot capture {', '.join(sorted(set(cfg.methods) & set(UNGRAPHABLE_METHODS)))} "
+            "(host-side state and random generators between steps); use step='eager'"
+        )
+
+
+def _read_checkpoint(experiment_cls: type[Experiment], cfg: SupervisedPreset, run_dir: Path) -> dict[str, Any]:
+    """The run's checkpoint, which must have been written by this experiment with this configuration."""
+    path = run_dir / runs.SUPERVISED_CHECKPOINT
+    checkpoint = load_checkpoint(path)
+    if (checkpoint["experiment"], checkpoint["config"]) != (experiment_cls.name, dataclasses.asdict(cfg)):
+        changed = [k for k in dataclasses.asdict(cfg) if checkpoint["config"].get(k) != getattr(cfg, k)]
+        what = f"{changed[0]} differs" if changed else f"it is a {checkpoint['experiment']} run"
+        raise CheckpointError(
+            f"{path} was written by another configuration ({what}); resume with the same experiment, preset "
+            "and options"
+        )
+    return checkpoint
+
+
 def train(
     experiment_cls: type[Experiment],
     cfg: SupervisedPreset,
@@ -347,145 +210,52 @@ def train(
     """Train ``experiment_cls`` with ``cfg`` in ``run_dir``; returns (and writes) the results.
 
     :param resume: continue from ``run_dir/checkpoint.pt`` (its configuration must equal ``cfg``).
-    :param force: start over in a ``run_dir`` that holds a previous run.
+    :param force: start over in a ``run_dir`` that holds a previous run (only one this toolkit wrote).
     :param max_stages: stop (checkpointed) after this many stages of this call; ``resume`` continues.
     :param step: ``"eager"``, or ``"graph"``: each stage's training step captured once as a CUDA graph and
-        replayed (:class:`GraphedStep`; on CPU the same path runs without a graph). Not part of the configuration:
-        a run may resume with the other.
+        replayed (:class:`~syre_rl.supervised.step.GraphedStep`; on CPU the same path runs without a graph).
+        Not part of the configuration: a run may resume with the other.
     """
-    if step not in STEP_MODES:
-        raise ValueError(f"step must be one of {', '.join(STEP_MODES)}, got {step!r}")
-    if step == "graph" and set(cfg.methods) & set(UNGRAPHABLE_METHODS):
-        raise ValueError(
-            f"step='graph' cannot capture {', '.join(sorted(set(cfg.methods) & set(UNGRAPHABLE_METHODS)))} "
-            "(host-side state and random generators between steps); use step='eager'"
-        )
+    _check_step(step, cfg)
     from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415  (heavy; only when training)
 
     run_dir, device = Path(run_dir), torch.device(check_device(str(device)))
-    replace = _check_run_dir(run_dir, resume, force)
-    config = dataclasses.asdict(cfg)
-    checkpoint = load_checkpoint(run_dir / runs.SUPERVISED_CHECKPOINT) if resume else None
-    if checkpoint is not None and (checkpoint["experiment"], checkpoint["config"]) != (
-        experiment_cls.name,
-        config,
-    ):
-        raise CheckpointError(
-            f"{run_dir / 'checkpoint.pt'} was written by another configuration "
-            f"({checkpoint['experiment']}); resume with the same experiment, preset and options"
-        )
-
-    torch.manual_seed(cfg.seed)
-    experiment = experiment_cls(cfg, device, Path(data_dir) if data_dir is not None else None, download)
-    model = experiment.model.to(device)
+    _check_run_dir(run_dir, resume, force)
+    checkpoint = _read_checkpoint(experiment_cls, cfg, run_dir) if resume else None
     capturable = step == "graph" and device.type == "cuda"
-    optimizer = make_optimizer(model, cfg, capturable=capturable)
-    methods = attach_methods(
-        model,
-        optimizer,
-        experiment.members,
-        decay_mode=cfg.decay_mode,
-        include=experiment.decay_include,
-        method_kwargs=cfg.method_kwargs,
-    )
-    history: list[dict[str, Any]] = []
-    start, elapsed = 0, 0.0
+    run = _build(experiment_cls, cfg, device, data_dir, download, capturable)
     if checkpoint is not None:
-        try:
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            for group in optimizer.param_groups:  # the saved groups carry the flag of the run that saved them
-                group["capturable"] = capturable
-            methods.load_state_dict(checkpoint["methods"])
-        except (KeyError, RuntimeError, ValueError) as err:
-            raise CheckpointError(
-                f"{run_dir / 'checkpoint.pt'} does not fit this model: {str(err)[:200]}"
-            ) from None
-        _set_rng_state(checkpoint["rng"], device)
-        start, elapsed, history = checkpoint["next_stage"], checkpoint["elapsed"], checkpoint["history"]
-    # Every check passed (settings, data, device, checkpoint): only now may an old run go.
-    if replace:
-        runs.clear_run(run_dir)
-    if not resume:
-        runs.write_marker(run_dir, "supervised")
-
+        _restore(run, checkpoint, run_dir / runs.SUPERVISED_CHECKPOINT, capturable)
+    experiment = run.experiment
     members = [dataclasses.asdict(m) | {"name": m.name} for m in experiment.members]
-    writer = SummaryWriter(str(run_dir / runs.TB), purge_step=start if start else None)
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
     stages = experiment.stages()
-    log(
-        f"{experiment.name}: {len(experiment.members)} members, {len(stages)} stages, device {device}, run {run_dir}"
-    )
-    results: dict[str, Any] = {}
-    end = len(stages) if max_stages is None else min(len(stages), start + max_stages)
-    try:
-        for stage in stages[start:end]:
-            t0 = time.perf_counter()
-            if stage.task > 0 and stage.epoch == 0:
-                on_task_change(
-                    methods
-                )  # a new task starts (resumed runs checkpoint after the previous stage)
-            model.eval()
-            with torch.no_grad():
-                metrics = {f"start/{k}": v for k, v in experiment.start_stage(stage).items()}
-            model.train()
-            total, steps = torch.zeros(len(experiment.members), device=device), 0
-            if step == "graph":
-                train_step: Callable[[Tensor], None] = GraphedStep(
-                    experiment, optimizer, stage, autocast, total
-                )
-            else:
-                train_step = functools.partial(eager_step, experiment, optimizer, stage, autocast, total)
-            for batch in experiment.batches(stage):
-                train_step(batch)
-                steps += 1
-            _check_finite(model, total, stage, members, run_dir)
-            model.eval()
-            with torch.no_grad(), torch.autocast(**autocast):
-                metrics.update(experiment.evaluate(stage))
-            metrics["train/loss"] = (total / max(steps, 1)).tolist()
-            metrics.update(method_metrics(methods, len(experiment.members)))
-            elapsed += time.perf_counter() - t0
-            history.append(
-                {"stage": stage.index, "task": stage.task, "epoch": stage.epoch, "metrics": metrics}
-            )
-            for key, values in metrics.items():
-                for member, value in zip(members, values, strict=True):
-                    writer.add_scalar(f"{key}/{member['name']}", value, stage.index)
-            writer.flush()
-            results = {
-                "experiment": experiment.name,
-                "preset": preset,
-                "device": str(device),
-                "step": step,
-                "config": config,
-                "members": members,
-                "stages_done": stage.index + 1,
-                "stages": len(stages),
-                "train_seconds": elapsed,
-                "history": history,
-            }
-            state = {
-                "format": CHECKPOINT_FORMAT,
-                "experiment": experiment.name,
-                "config": config,
-                "next_stage": stage.index + 1,
-                "elapsed": elapsed,
-                "history": history,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "methods": methods.state_dict(),
-                "rng": _rng_state(device),
-            }
-            # results first: a kill between the two leaves complete results and a checkpoint one stage behind
-            _write_json(run_dir / runs.RESULTS, results)
-            runs.atomic_write(run_dir / runs.SUPERVISED_CHECKPOINT, functools.partial(torch.save, state))
-            log(
-                f"stage {stage.index + 1}/{len(stages)} (task {stage.task}, epoch {stage.epoch}) "
-                f"{time.perf_counter() - t0:.1f}s " + _headline(metrics, members)
-            )
-    finally:
-        writer.close()
+    end = len(stages) if max_stages is None else min(len(stages), run.start + max_stages)
+    # Every check passed (settings, data, device, checkpoint): only now is the directory claimed (and an old
+    # run deleted).
+    with runs.claim_run(run_dir, "supervised", resume=resume, force=force):
+        writer = SummaryWriter(str(run_dir / runs.TB), purge_step=run.start if run.start else None)
+        log(f"{experiment.name}: {len(experiment.members)} members, {len(stages)} stages, device {device}, "
+            f"run {run_dir}")  # fmt: skip
+        results: dict[str, Any] = {}
+        try:
+            for stage in stages[run.start : end]:
+                t0 = time.perf_counter()
+                metrics = _train_stage(run, stage, step, autocast, members, run_dir)
+                run.elapsed += time.perf_counter() - t0
+                run.history.append({"stage": stage.index, "task": stage.task, "epoch": stage.epoch, "metrics": metrics})
+                for key, values in metrics.items():
+                    for member, value in zip(members, values, strict=True):
+                        writer.add_scalar(f"{key}/{member['name']}", value, stage.index)
+                writer.flush()
+                results = {"experiment": experiment.name, "preset": preset, "device": str(device), "step": step,
+                           "config": run.config, "members": members, "stages_done": stage.index + 1,
+                           "stages": len(stages), "train_seconds": run.elapsed, "history": run.history}  # fmt: skip
+                _save(run, run_dir, results, stage.index + 1)
+                log(f"stage {stage.index + 1}/{len(stages)} (task {stage.task}, epoch {stage.epoch}) "
+                    f"{time.perf_counter() - t0:.1f}s " + _headline(metrics, members))  # fmt: skip
+        finally:
+            writer.close()
     if not results:  # resumed a finished run
         results = json.loads((run_dir / runs.RESULTS).read_text())
     return results

@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from syre_rl.lifecycle import TRAINING, Command
 from syre_rl.presets import PresetError, load_preset, preset_dir, preset_names
-from syre_rl.runs import atomic_write_text
-from syre_rl.sweep.scripts import SCRIPTS, TrainScript
+from syre_rl.runs import atomic_write_text, finished, resumable
 
 __all__ = [
     "GRID_DIR",
@@ -47,7 +47,7 @@ _LABEL = re.compile(r"[A-Za-z0-9_.+-]+")
 class GridPreset:
     """Schema of one grid preset.
 
-    :param script: the training script, a key of :data:`syre_rl.sweep.scripts.SCRIPTS`
+    :param script: the training command, a key of :data:`syre_rl.lifecycle.TRAINING` (named after its script)
     :param methods: method label -> the script flags that select it (``{ppo: [], ppo-syre: [--syre]}``)
     :param seeds: one run per seed (the script's ``--seed``)
     :param tasks: one run per task (the script's ``--env`` or ``--experiment``); empty: ``args`` decides
@@ -109,20 +109,23 @@ class Run:
     params: tuple[tuple[str, Any], ...] = ()
 
     @property
-    def train_script(self) -> TrainScript:
-        return SCRIPTS[self.script]
+    def training(self) -> Command:
+        return TRAINING[self.script]
 
     def state(self) -> Literal["finished", "resumable", "new"]:
         """Read from the run directory each time: it is the only record of a run's progress."""
-        if self.train_script.finished(self.run_dir):
+        kind = self.training.kind
+        assert kind is not None
+        if finished(kind, self.run_dir):
             return "finished"
-        return "resumable" if self.train_script.resumable(self.run_dir) else "new"
+        return "resumable" if resumable(kind, self.run_dir) else "new"
 
     def command(self, python: str) -> list[str]:
-        """The command that brings the run forward from where its directory is: resume it or (re)start it."""
-        script = self.train_script
-        start = script.resume_flag if self.state() == "resumable" else script.restart_flag
-        return [python, str(script.path), *self.args, script.run_dir_flag, str(self.run_dir), start]
+        """The command that brings the run forward from where its directory is: resume it or (re)start it
+        (``python -m syre_rl <command>``: the installed package's, wherever the sweep runs)."""
+        training = self.training
+        start = training.resume_flag if self.state() == "resumable" else training.restart_flag
+        return [python, "-m", "syre_rl", training.name, *self.args, training.run_dir_flag, str(self.run_dir), start]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -161,7 +164,7 @@ def expand(grid: GridPreset, sweep_dir: Path, extra_args: list[str] = ()) -> lis
 
     :param extra_args: flags appended to every run's arguments (after the grid's)
     """
-    script = SCRIPTS[grid.script]
+    script = TRAINING[grid.script]
     runs = []
     flags = list(grid.params)
     for task, (method, method_flags), values in itertools.product(

@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-from syre_rl.presets import PROJECT_ROOT
 from syre_rl.sweep.grid import Run
 
 __all__ = ["last_line", "launch", "log_file"]
@@ -59,7 +58,6 @@ def launch(run: Run, log_dir: Path, threads: int = 1) -> subprocess.Popen:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            cwd=PROJECT_ROOT,
             env=env,
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.util
 import io
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import IO
 
 from syre_rl.cli import EXIT_FAILED, EXIT_INTERRUPTED, UsageError, check_writable
@@ -38,34 +35,23 @@ class SweepResult:
         return EXIT_FAILED if self.failed else 0
 
 
-def _script_module(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"_sweep_check_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[spec.name] = module  # type: ignore[union-attr]  (dataclasses look their module up)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
 def check_runs(runs: list[Run]) -> None:
-    """Validate every run's command line with its script's ``check`` before any run starts.
+    """Validate every run's command line with its command's ``check`` before any run starts.
 
-    A grid task or a flag after ``--`` that the script would refuse is reported here, as one
+    A grid task or a flag after ``--`` that the command would refuse is reported here, as one
     :class:`UsageError` naming the run, instead of as a failure of every run.
     """
-    modules: dict[Path, ModuleType] = {}
     for run in runs:
-        path = run.train_script.path
-        module = modules.get(path) or modules.setdefault(path, _script_module(path))
         stderr = io.StringIO()
         try:
             with contextlib.redirect_stderr(stderr):
-                module.check(list(run.args))
+                run.training.check_argv(run.args)
         except SystemExit:  # argparse's one line, already on the captured stderr
             message = (
                 stderr.getvalue().strip().splitlines()[-1] if stderr.getvalue().strip() else "bad arguments"
             )
             raise UsageError(f"run {run.id}: {message.split('error: ', 1)[-1]}") from None
-        except ValueError as err:  # UsageError, PresetError
+        except UsageError as err:
             raise UsageError(f"run {run.id}: {err}") from None
 
 

@@ -1,5 +1,5 @@
 """Variants of syre's coupled decay on the CPU, each timed alone (CPU time, 1 thread, best of N rounds of 5) next
-to the foreach Adam step of the 10M-weight MLP of scripts/bench_core.py. The exploration behind core.py's
+to the foreach Adam step of the 10M-weight MLP of scripts/bench/bench_core.py. The exploration behind core.py's
 BLOCK_ELEMENTS; run: PYTHONPATH=. python docs/results/bench/core_variants.py 10 > docs/results/bench/core-variants.txt
 """
 import ctypes, time, torch, sys

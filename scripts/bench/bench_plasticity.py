@@ -1,6 +1,6 @@
 """Overhead of the plasticity callback on PPO: the same run with and without it, interleaved.
 
-    python scripts/bench_plasticity.py --steps 20480 --repeats 2
+    python scripts/bench/bench_plasticity.py --steps 20480 --repeats 2
 
 PPO on AntBulletEnv-v0 with Dohare et al.'s settings (one env, n_steps 2048, batch 128, 10 epochs, separate
 256x256 ReLU actor and critic), same seed and steps for every variant: no callback, the callback at its default

@@ -1,6 +1,6 @@
 """Why plain PPO stops learning on ``vec_pendulum:rotated``: its actions saturate on the new regime's inputs.
 
-    python scripts/probe_action_saturation.py --seeds 0,1,2 --out docs/results/rl/vec-pendulum/saturation.json
+    python scripts/bench/probe_action_saturation.py --seeds 0,1,2 --out docs/results/rl/vec-pendulum/saturation.json
 
 Trains plain PPO with the ``vec-pendulum`` preset through regime 0 (100k steps), then runs the
 policy for one episode on regime 0 and on regime 1 (a new orthogonal map of the observation) and records, on the

@@ -9,7 +9,7 @@ images), batch 64, Adam. Measured per device (CPU, and CUDA when present):
   E sequential      E runs of `resident` one after another (E seeds)
   E stacked         the E seeds as one batched model (weights [E, in, out], one Adam)
 
-    python scripts/bench_supervised.py --threads 1 --members 10
+    python scripts/bench/bench_supervised.py --threads 1 --members 10
 """
 
 from __future__ import annotations

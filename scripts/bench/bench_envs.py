@@ -1,6 +1,6 @@
 """Steps per second of every continuing task against its bare base env, random actions, one process.
 
-    python scripts/bench_envs.py --steps 5000
+    python scripts/bench/bench_envs.py --steps 5000
 
 Prints one row per task: base env steps/s, task steps/s (base env + schedule wrappers) and their ratio.
 """

@@ -9,8 +9,8 @@
 Every figure is the best of ``--repeats`` timed runs after a warm-up run, with the device synchronised around
 each. Targets are the project's (see ``TARGETS``); they are judged on CUDA only.
 
-    python scripts/bench_gpu.py --json bench.json              # a CUDA machine
-    python scripts/bench_gpu.py --dry-run                      # small sizes on CPU: checks the code path
+    python scripts/bench/bench_gpu.py --json bench.json              # a CUDA machine
+    python scripts/bench/bench_gpu.py --dry-run                      # small sizes on CPU: checks the code path
 """
 
 from __future__ import annotations

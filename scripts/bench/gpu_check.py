@@ -1,11 +1,11 @@
 """The device check: the CUDA tests and the GPU benchmarks in one call, one JSON report and a text summary.
 
-    python scripts/gpu_check.py --out DIR [--data-dir ROOT] [--wheels DIR]
-    python scripts/gpu_check.py --out DIR --dry-run        # everything but CUDA, small sizes, on the CPU
+    python scripts/bench/gpu_check.py --out DIR [--data-dir ROOT] [--wheels DIR]
+    python scripts/bench/gpu_check.py --out DIR --dry-run        # everything but CUDA, small sizes, on the CPU
 
 On a CUDA machine it runs the tests marked ``cuda`` (tests/test_cuda.py: device-resident data, stacked ensembles,
 Syre on CUDA tensors in both modes and storages, save/reload on and across devices, fused Adam with syre's hooks,
-the graphed training step, the SB3 policy on ``device="cuda"``), then ``scripts/bench_gpu.py``'s benchmarks,
+the graphed training step, the SB3 policy on ``device="cuda"``), then ``scripts/bench/bench_gpu.py``'s benchmarks,
 and writes ``DIR/report.json`` and ``DIR/summary.txt``. It needs nothing outside the repository but:
 
 - MNIST's raw files: ``ROOT/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` (11 MB gzipped), ROOT
@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MNIST_FILES = [
     f"{split}-{kind}-ubyte" for split in ("train", "t10k") for kind in ("images-idx3", "labels-idx1")
 ]

@@ -1,7 +1,7 @@
 """Throughput of PPO on PyBullet Ant with SB3's MlpPolicy and with SyreActorCriticPolicy, side by side.
 
-    python scripts/bench_ppo.py                      # default preset, 10 repeats of 4,096 steps each
-    python scripts/bench_ppo.py --steps 16384 --repeats 4
+    python scripts/bench/bench_ppo.py                      # default preset, 10 repeats of 4,096 steps each
+    python scripts/bench/bench_ppo.py --steps 16384 --repeats 4
 
 Both arms use the same preset, seed and number of steps; only ``method`` differs. Repeats interleave the
 arms (ABBA order) so that drift in machine load falls on both. Two figures come out:

@@ -1,6 +1,6 @@
 """The exact Adam bias correction of reset entries (CBP, ReDo): table lookups against per-entry powers.
 
-    python scripts/bench_reset_clock.py --entries 300000 --repeats 30
+    python scripts/bench/bench_reset_clock.py --entries 300000 --repeats 30
 
 ``AdamResetClock.correct`` runs after every optimizer step over every entry reset within the last ~16,000 steps
 (betas 0.9, 0.999). It looks ``1 - beta1**k`` and ``sqrt(1 - beta2**k)`` up in tables; the per-entry powers it

@@ -4,7 +4,7 @@ PPO (SB3 MlpPolicy, ReLU) on ``drifting_pendulum:probe``: gravity alternates A-B
 the same gravity can be compared early and late in the run. After every rollout it measures the effective rank
 and the dead fraction of the actor's last hidden layer on a fixed batch of pendulum states.
 
-    python scripts/probe_plasticity_pendulum.py --seed 0 --out runs/probe_pendulum_s0.json
+    python scripts/bench/probe_plasticity_pendulum.py --seed 0 --out runs/probe_pendulum_s0.json
 """
 
 from __future__ import annotations

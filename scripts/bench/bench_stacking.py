@@ -4,7 +4,7 @@ For each benchmark, the same slice (its default preset cut to one short task) is
 pipeline as one run of E stacked seeds and as E runs of one seed each, alternately, ``--repeats`` times; the
 time is the pipeline's own ``train_seconds`` (training and measurements, not data loading), best of the repeats.
 
-    python scripts/bench_stacking.py --threads 1 --members 20 --out docs/results/plasticity/stacking_speed.json
+    python scripts/bench/bench_stacking.py --threads 1 --members 20 --out docs/results/plasticity/stacking_speed.json
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ SB3's own test_identity.py asserts a mean evaluation reward above 90 (of 100) fo
 settings over several seeds for each policy, to tell a bug (gamma 0 must equal plain) from the effect of the decay
 itself (syre against L2 of the same strength). Writes docs/results/rl/sb3_identity.csv.
 
-    python scripts/sb3_identity.py --seeds 5
+    python scripts/bench/sb3_identity.py --seeds 5
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 import syre_rl  # noqa: F401  (registers the Syre* policy names)
 from syre_rl.policies import PlasticityActorCriticPolicy
 
-OUT = Path(__file__).resolve().parents[1] / "docs" / "results" / "rl" / "sb3_identity.csv"
+OUT = Path(__file__).resolve().parents[2] / "docs" / "results" / "rl" / "sb3_identity.csv"
 
 # name -> (algorithm, env factory, algorithm kwargs, steps): tests/test_identity.py of SB3 2.9.2
 CASES = {

@@ -3,7 +3,7 @@
 Each case interleaves the plain and the syre step (``--repeats`` rounds of ``--steps`` steps each) and reports
 the ratio of the fastest rounds: interleaving cancels drift in the machine's speed, and the minimum is the round
 least disturbed by other processes. syre's hook is also timed alone (``hook/plain``: its cost as a share of the plain
-step, free of the noise that the difference of two full steps carries). Run: ``python scripts/bench_core.py``.
+step, free of the noise that the difference of two full steps carries). Run: ``python scripts/bench/bench_core.py``.
 
 On a machine shared with other work, ``--clock cpu --threads 1`` times each round by the CPU time the process
 spent (``time.process_time``), which waiting for a core does not inflate; memory traffic of other processes still

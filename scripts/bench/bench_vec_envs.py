@@ -1,7 +1,7 @@
 """Steps per second of the vectorized pendulum against the per-env path, raw and under SB3 PPO, in one process.
 
-    python scripts/bench_vec_envs.py                    # about a minute
-    python scripts/bench_vec_envs.py --ppo-steps 200000 --out docs/results/rl/vec-pendulum/bench.json
+    python scripts/bench/bench_vec_envs.py                    # about a minute
+    python scripts/bench/bench_vec_envs.py --ppo-steps 200000 --out docs/results/rl/vec-pendulum/bench.json
 
 Rows: the env alone (random actions) and PPO with the ``vec-pendulum`` preset (64 envs, 64 steps per rollout,
 batch 512, 10 epochs), each on ``vec_pendulum:default`` (one numpy step for the batch) and on

@@ -1,6 +1,6 @@
 """The README's figure, from committed result files only: a plain network losing plasticity, the arm that keeps it.
 
-    python scripts/figure_overview.py --out docs/results/overview.png
+    python scripts/bench/figure_overview.py --out docs/results/overview.png
 
 Left: random-label MNIST (accuracy on each new labelling, 10 seeds). Right: the fast RL benchmark (the continuing
 agent's return minus a fresh agent's on each new regime, 5 seeds). Mean and 95% band over seeds.

@@ -1,0 +1,122 @@
+"""The main job's command line (``scripts/train_ppo.py``, ``python -m syre_rl train``): train PPO (or A2C / SAC)
+with Stable-Baselines3 on a PyBullet task, with or without syre.
+
+    python scripts/train_ppo.py --syre                          # the main job: ~10 minutes on a 2-core CPU
+    python scripts/train_ppo.py --preset syre-paper --syre --env slippery_ant:study
+    python scripts/train_ppo.py --syre --run-dir runs/a --resume   # continue after Ctrl-C or a crash
+    tensorboard --logdir runs
+
+Settings come from a preset of ``agents/<algo>.yaml``; flags override single fields. The run itself is
+:func:`syre_rl.rl.train.train`; its directory's layout is described in ``syre_rl/runs.py``. Ctrl-C stops after
+the current update, saves a checkpoint and exits with status 130; ``--resume`` continues it. Bad input gets one
+line on stderr and exit status 2, before anything is written; a diverging run stops with exit status 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from syre_rl.cli import EXIT_INTERRUPTED, OneLineParser, finite_float, positive_int, seed_int
+from syre_rl.lifecycle import run_command
+
+PROG = "train_ppo.py"
+ALGOS = ("a2c", "ppo", "sac")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from syre_rl.rl.methods import POLICY_CHOICES  # noqa: PLC0415  (imports Stable-Baselines3)
+
+    renamed = {f"--{key}": f"--syre-{key}" for key in ("sigma0", "gamma", "anchor-scale", "spread", "mode")}
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0], renamed=renamed)
+    parser.add_argument("--algo", choices=ALGOS, help="agents/<algo>.yaml (default ppo)")
+    parser.add_argument("--preset", help="preset of agents/<algo>.yaml (default: default)")
+    parser.add_argument(
+        "--env", help="gymnasium id or task preset, e.g. slippery_ant:study (default: the preset's)"
+    )
+    method = parser.add_mutually_exclusive_group()
+    for name, build in POLICY_CHOICES.items():  # one flag per plasticity method: --syre, ...
+        if name != "none":
+            flag = f"--{name.replace('_', '-')}"
+            method.add_argument(flag, dest="method", action="store_const", const=name, help=build.__doc__)
+    syre = parser.add_argument_group("syre settings (keys of the preset's syre group)")
+    syre.add_argument("--syre-sigma0", dest="sigma0", type=finite_float, help="anchor scale, see --syre-anchor-scale")
+    syre.add_argument("--syre-gamma", dest="gamma", type=finite_float,
+                      help="syre's decay strength toward the anchors (not the discount: the preset's gamma)")  # fmt: skip
+    syre.add_argument("--syre-anchor-scale", dest="anchor_scale", choices=["fan_in", "init", "absolute"],
+                      help="what sigma0 is relative to: fan_in (sigma0/sqrt(fan_in)), init (each tensor's initial "
+                      "std), absolute")  # fmt: skip
+    syre.add_argument("--syre-spread", dest="spread", type=finite_float, help="spread of the diagonal D, in [0, 1)")
+    syre.add_argument("--syre-mode", dest="mode", choices=["coupled", "decoupled"],
+                      help="like Adam's weight_decay or like AdamW")  # fmt: skip
+    parser.add_argument(
+        "--layer-norm", action="store_true", default=None, help="LayerNorm before every hidden activation"
+    )
+    parser.add_argument("--seed", type=seed_int, help="default 0")
+    parser.add_argument(
+        "--total-timesteps", type=positive_int, help="environment steps (default: the preset's)"
+    )
+    parser.add_argument(
+        "--n-envs", type=positive_int, help="environments in lockstep (default: the preset's)"
+    )
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or auto (default cpu)")
+    parser.add_argument("--run-dir", type=Path, help="default: runs/<algo>-<env>-<preset>-<method>-s<seed>")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
+        "--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint"
+    )
+    start.add_argument(
+        "--force", action="store_true", help="replace the run in --run-dir (only a run this script wrote)"
+    )
+    return parser.parse_args(argv)
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The preset fields the flags set."""
+    return {
+        "env": args.env,
+        "total_timesteps": args.total_timesteps,
+        "n_envs": args.n_envs,
+        "method": args.method,
+        "layer_norm": args.layer_norm,
+        "syre": {
+            "sigma0": args.sigma0,
+            "gamma": args.gamma,
+            "spread": args.spread,
+            "mode": args.mode,
+            "anchor_scale": args.anchor_scale,
+        },
+    }
+
+
+def check(args: argparse.Namespace) -> None:
+    """Every test of the command line that can fail before training (the sweep checks its runs with this)."""
+    from syre_rl.rl.train import agent_settings  # noqa: PLC0415
+
+    if not args.resume:
+        agent_settings(args.algo or "ppo", args.preset or "default", overrides(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch  # noqa: PLC0415
+
+    from syre_rl.rl.train import train  # noqa: PLC0415
+
+    torch.set_num_threads(1)  # small MLPs gain nothing from intra-op threads; the env steps serially anyway
+    result = train(
+        args.run_dir,
+        algo=args.algo,
+        preset=args.preset,
+        overrides=overrides(args),
+        seed=args.seed,
+        device=args.device,
+        resume=args.resume,
+        force=args.force,
+    )
+    return EXIT_INTERRUPTED if result.interrupted else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(sys.modules[__name__], argv)  # type: ignore[arg-type]

@@ -1,0 +1,283 @@
+"""The RL-plasticity run kind (``scripts/rl_plasticity.py``, ``python -m syre_rl plasticity``): a continuing PPO
+agent against fresh agents, regime by regime.
+
+    python scripts/rl_plasticity.py --preset vec-pendulum --seed 0                 # plain PPO, ~2 CPU-minutes
+    python scripts/rl_plasticity.py --preset vec-pendulum --syre --syre-sigma0 1 --seed 0
+    python scripts/sweep.py rl:vec-pendulum-plasticity --jobs 1                   # the whole study
+
+Trains one agent through every regime of the preset's task and records, per regime, its *regime return* (mean
+return of the episodes in the last quarter of the regime) and the *plasticity figure*: that return minus a fresh
+plain-PPO agent's regime return on the same regime (same seed and settings, trained ``change_every`` steps from
+scratch). Fresh references depend only on preset, task and seed, so they are computed once and cached in
+``--fresh-dir`` (default: ``fresh/`` beside the run directory), shared by every method of a sweep. Effective
+rank, dead units and weight magnitudes of actor and critic are measured at the end of every regime.
+
+Writes ``<run-dir>/results.json`` (``done: true`` at the end), TensorBoard logs in ``<run-dir>/tb``
+(``plasticity/regime_return``, ``plasticity/return_vs_fresh``, ``plasticity/actor/...``) and a checkpoint of the
+agent at the end of every regime (``checkpoints/step_<n>``, what ``scripts/diagnose_plasticity.py`` starts from).
+A run is short, so an interrupted one restarts from scratch (``--force``; it replaces only a run of this kind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from syre_rl import runs
+from syre_rl.cli import OneLineParser, UsageError, finite_float, positive_int, seed_int
+from syre_rl.lifecycle import run_command
+from syre_rl.presets import build_preset, runs_root
+from syre_rl.rl.agents import AgentPreset, agent_preset_names, load_agent_preset
+
+PROG = "rl_plasticity.py"
+KIND = "rl-plasticity"
+SYRE_FLAGS = {"sigma0": "--syre-sigma0", "gamma": "--syre-gamma", "mode": "--syre-mode",
+              "anchor_scale": "--syre-anchor-scale"}  # fmt: skip
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from syre_rl.policies.layers import ACTIVATIONS  # noqa: PLC0415  (torch)
+    from syre_rl.rl.methods import POLICY_CHOICES  # noqa: PLC0415  (Stable-Baselines3)
+
+    renamed = {f"--{key.replace('_', '-')}": flag for key, flag in SYRE_FLAGS.items()}
+    p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0], renamed=renamed)
+    p.add_argument("--preset", default="vec-pendulum", help="preset of agents/ppo.yaml (default vec-pendulum)")
+    p.add_argument("--env", help="a continuing task preset (default: the preset's)")
+    method = p.add_mutually_exclusive_group()
+    for name, build in POLICY_CHOICES.items():
+        if name != "none":
+            flag = f"--{name.replace('_', '-')}"
+            method.add_argument(flag, dest="method", action="store_const", const=name, help=build.__doc__)
+    syre = p.add_argument_group("syre settings (keys of the preset's syre group)")
+    syre.add_argument("--syre-sigma0", dest="sigma0", type=finite_float, help="syre anchor scale")
+    syre.add_argument("--syre-gamma", dest="gamma", type=finite_float, help="syre decay strength")
+    syre.add_argument("--syre-mode", dest="mode", choices=["coupled", "decoupled"], help="syre decay mode")
+    syre.add_argument("--syre-anchor-scale", dest="anchor_scale", choices=["fan_in", "init", "absolute"],
+                      help="what sigma0 is relative to")  # fmt: skip
+    p.add_argument("--method-kwargs", type=json_object,
+                   help='settings of the chosen method as JSON, over the preset\'s (e.g. \'{"form": "boundary"}\')')  # fmt: skip
+    p.add_argument("--layer-norm", action="store_true", help="LayerNorm before every hidden activation")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), help="hidden activation (default: the preset's)")
+    p.add_argument("--weight-decay", type=finite_float, help="Adam's coupled weight decay toward 0 (any method)")
+    p.add_argument("--adam-betas", type=finite_float, nargs=2, help="Adam's betas, e.g. 0.99 0.99")
+    p.add_argument("--regimes", type=positive_int, help="regimes to run (default: the task's)")
+    p.add_argument("--tail", type=finite_float, default=0.25, help="fraction of a regime whose episodes count")
+    p.add_argument("--no-fresh", action="store_true", help="skip the fresh agents (no plasticity figure)")
+    p.add_argument("--fresh-dir", type=Path, help="cache of fresh agents' regime returns")
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--run-dir", type=Path, help="default: runs/plasticity/<preset>-<env>-<method>-s<seed>")
+    p.add_argument("--force", action="store_true", help="replace an existing run of this kind")
+    args = p.parse_args(argv)
+    if not 0 < args.tail <= 1:
+        p.error(f"--tail must be in (0, 1], got {args.tail}")
+    return args
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """argparse type: a JSON object."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"need a JSON object, got {text!r}")
+    return value
+
+
+def preset_from_args(args: argparse.Namespace) -> AgentPreset:
+    """The preset of ``agents/ppo.yaml`` with the command line's fields, validated by its schema."""
+    if args.preset not in agent_preset_names("ppo"):
+        raise UsageError(f"unknown preset {args.preset!r}; choose one of: {', '.join(agent_preset_names('ppo'))}")
+    preset = load_agent_preset("ppo", args.preset)
+    overrides = {
+        "env": args.env,
+        "method": args.method,
+        "weight_decay": args.weight_decay,
+        "adam_betas": list(args.adam_betas) if args.adam_betas else None,
+        "activation": args.activation,
+        "layer_norm": True if args.layer_norm else None,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    method = overrides.get("method", preset.method)
+    if args.method_kwargs is not None:
+        if method in ("none", "syre"):
+            raise UsageError("--method-kwargs needs a competing method (--syre takes --syre-gamma, --syre-sigma0, ...)")
+        settings = {**preset.method_kwargs.get(method, {}), **args.method_kwargs}
+        overrides["method_kwargs"] = {**preset.method_kwargs, method: settings}
+    syre = {k: getattr(args, k) for k in SYRE_FLAGS if getattr(args, k) is not None}
+    if syre and method != "syre":
+        raise UsageError(f"{SYRE_FLAGS[next(iter(syre))]} needs --syre")
+    if syre:
+        overrides["syre"] = {**preset.syre, **syre}
+    return build_preset(type(preset), {**dataclasses.asdict(preset), **overrides}, f"ppo:{args.preset}")
+
+
+# Preset fields that do not change how a plain agent trains: left out of the fresh agents' cache key.
+NOT_TRAINING = ("method", "method_kwargs", "description", "reference", "reference_returns", "plasticity_every",
+                "eval_freq", "eval_episodes", "checkpoint_freq")  # fmt: skip
+
+
+def fresh_key(preset: AgentPreset, seed: int, k: int, change_every: int, tail: float) -> str:
+    """Cache name of a fresh agent's regime return: the plain agent's training settings, seed, regime, window."""
+    plain = {
+        name: value
+        for name, value in dataclasses.asdict(preset).items()
+        if name not in NOT_TRAINING and name != "syre"
+    }
+    text = json.dumps([plain, seed, k, change_every, tail], sort_keys=True)
+    return f"s{seed}-r{k}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    runs.atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+@dataclass
+class Plan:
+    """One run of this kind, checked: settings, regimes and where everything goes."""
+
+    preset: AgentPreset
+    preset_name: str
+    seed: int
+    regimes: int
+    change_every: int
+    tail: float
+    run_dir: Path
+    fresh_dir: Path | None  # None: no fresh agents
+
+    def env_at(self, start_step: int) -> Any:
+        from syre_rl.rl.model import make_env  # noqa: PLC0415
+
+        return make_env(self.preset, n_envs=self.preset.n_envs, seed=self.seed, start_step=start_step)
+
+
+def plan(args: argparse.Namespace) -> Plan:
+    """Every check of the command line; nothing is written."""
+    from syre_rl.envs import resolve_env  # noqa: PLC0415
+
+    preset = preset_from_args(args)
+    try:
+        task = resolve_env(preset.env).task
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if task is None:
+        raise UsageError(f"{preset.env} is stationary; the plasticity figure needs a continuing task")
+    name = f"{args.preset}-{preset.env.replace(':', '-')}-{preset.method}-s{args.seed}"
+    run_dir = args.run_dir or runs_root() / "plasticity" / name
+    fresh_dir = None if args.no_fresh else args.fresh_dir or run_dir.parent / "fresh"
+    return Plan(preset, args.preset, args.seed, args.regimes or task.regimes, task.change_every, args.tail,
+                run_dir, fresh_dir)  # fmt: skip
+
+
+def check(args: argparse.Namespace) -> None:
+    """Every test of the command line that can fail before training (the sweep checks its runs with this)."""
+    plan(args)
+
+
+def fresh_returns(plan: Plan) -> dict[int, float]:
+    """Each regime's fresh plain agent's regime return, from the cache or trained now (and cached)."""
+    from syre_rl.rl.continual import fresh_regime_return  # noqa: PLC0415
+    from syre_rl.rl.model import build_model  # noqa: PLC0415
+
+    if plan.fresh_dir is None:
+        return {}
+    plan.fresh_dir.mkdir(parents=True, exist_ok=True)
+    plain = dataclasses.replace(plan.preset, method="none")
+    fresh: dict[int, float] = {}
+    for k in range(plan.regimes):
+        path = plan.fresh_dir / f"{fresh_key(plan.preset, plan.seed, k, plan.change_every, plan.tail)}.json"
+        if path.is_file():
+            fresh[k] = json.loads(path.read_text())["regime_return"]
+            continue
+        value = fresh_regime_return(
+            lambda env: build_model("ppo", plain, env, seed=plan.seed, device="cpu"),
+            plan.env_at, k, plan.change_every, plan.tail,
+        )  # fmt: skip
+        write_json(path, {"regime": k, "seed": plan.seed, "regime_return": value, "env": plan.preset.env})
+        fresh[k] = value
+        print(f"fresh agent, regime {k}: {value:.1f}", flush=True)
+    return fresh
+
+
+def train_continuing(plan: Plan, fresh: dict[int, float]) -> tuple[list[dict[str, Any]], float]:
+    """Train the continuing agent through every regime; its per-regime rows and the wall time."""
+    from stable_baselines3.common.logger import configure  # noqa: PLC0415
+
+    from syre_rl.envs import RegimeLoggerCallback  # noqa: PLC0415
+    from syre_rl.rl.callbacks import TaskChangeCallback  # noqa: PLC0415
+    from syre_rl.rl.continual import (  # noqa: PLC0415
+        RegimeCheckpointCallback,
+        RegimeReturnCallback,
+        RegimeSnapshotCallback,
+    )
+    from syre_rl.rl.model import build_model  # noqa: PLC0415
+    from syre_rl.rl.run_dir import RunDir  # noqa: PLC0415
+
+    model = build_model("ppo", plan.preset, plan.env_at(0), seed=plan.seed, device="cpu")
+    model.set_logger(configure(str(plan.run_dir / runs.TB), ["tensorboard"]))
+    returns = RegimeReturnCallback(plan.change_every, plan.tail, fresh)
+    snapshots = RegimeSnapshotCallback(plan.change_every)
+    checkpoints = RegimeCheckpointCallback(plan.change_every, RunDir(plan.run_dir))
+    callbacks = [returns, snapshots, checkpoints, RegimeLoggerCallback(), TaskChangeCallback(plan.preset.change_reset)]
+    started = time.perf_counter()
+    model.learn(plan.regimes * plan.change_every, callback=callbacks)
+    seconds = time.perf_counter() - started
+    rows = []
+    for k in range(plan.regimes):
+        value = returns.returns.get(k, float("nan"))
+        rows.append({
+            "regime": k,
+            "regime_return": value,
+            "fresh_return": fresh.get(k),
+            "figure": value - fresh[k] if k in fresh else None,
+            **snapshots.snapshots.get(k, {}),
+        })  # fmt: skip
+    return rows, seconds
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+
+    np.seterr(all="ignore")
+    torch.set_num_threads(1)
+    checked = plan(args)
+    with runs.claim_run(checked.run_dir, KIND, resume=False, force=args.force):
+        started = time.perf_counter()
+        fresh = fresh_returns(checked)
+        fresh_seconds = time.perf_counter() - started
+        rows, seconds = train_continuing(checked, fresh)
+        steps = checked.regimes * checked.change_every
+        results = {
+            "done": True,
+            "preset": dataclasses.asdict(checked.preset),
+            "preset_name": checked.preset_name,
+            "seed": checked.seed,
+            "change_every": checked.change_every,
+            "regimes": checked.regimes,
+            "tail": checked.tail,
+            "steps_per_second": steps / seconds,
+            "seconds": seconds,
+            "fresh_seconds": fresh_seconds,
+            "rows": rows,
+        }
+        write_json(checked.run_dir / runs.RESULTS, results)
+    returns = " ".join(f"{r['regime_return']:.0f}" for r in rows)
+    print(f"done: {checked.regimes} regimes of {checked.change_every:,} steps in {seconds / 60:.1f} min "
+          f"({steps / seconds:,.0f} steps/s); regime returns {returns}")  # fmt: skip
+    figure = [r["figure"] for r in rows if r["figure"] is not None]
+    if figure:
+        print(f"plasticity figure (continuing - fresh) per regime: {' '.join(f'{v:.0f}' for v in figure)}")
+    print(f"results: {checked.run_dir / runs.RESULTS}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(sys.modules[__name__], argv)  # type: ignore[arg-type]
