@@ -100,11 +100,11 @@ PPO_SMOKE = ["--preset", "smoke", "--syre"]
 SUP_TINY = ["--experiment", "teacher-student", "--preset", "tiny"]
 BAD_INPUTS: list[tuple[str, list[str], str]] = [
     # train_ppo.py: --force with a check that fails must leave the old run alone
-    ("train_ppo", [*PPO_SMOKE, "--run-dir", RL, "--force", "--gamma", "nan"], "finite"),
-    ("train_ppo", [*PPO_SMOKE, "--run-dir", RL, "--force", "--sigma0", "inf"], "finite"),
+    ("train_ppo", [*PPO_SMOKE, "--run-dir", RL, "--force", "--syre-gamma", "nan"], "finite"),
+    ("train_ppo", [*PPO_SMOKE, "--run-dir", RL, "--force", "--syre-sigma0", "inf"], "finite"),
     (
         "train_ppo",
-        [*PPO_SMOKE, "--run-dir", RL, "--force", "--sigma0", "1e40"],
+        [*PPO_SMOKE, "--run-dir", RL, "--force", "--syre-sigma0", "1e40"],
         "anchors would not be finite",
     ),
     ("train_ppo", [*PPO_SMOKE, "--run-dir", RL, "--force", "--device", "bogus"], "not a torch device"),
@@ -123,16 +123,16 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
     ("train_ppo", ["--algo", "dqn", "--run-dir", RL, "--force"], "--algo"),
     (
         "train_ppo",
-        [*PPO_SMOKE, "--run-dir", RL, "--force", "--spread", "1.5"],
+        [*PPO_SMOKE, "--run-dir", RL, "--force", "--syre-spread", "1.5"],
         "spread must be a number in [0, 1)",
     ),
-    ("train_ppo", [*PPO_SMOKE, "--run-dir", RL, "--force", "--mode", "sideways"], "--mode"),
-    ("train_ppo", ["--preset", "smoke", "--sigma0", "0.1", "--run-dir", RL, "--force"], "needs --syre"),
+    ("train_ppo", [*PPO_SMOKE, "--run-dir", RL, "--force", "--syre-mode", "sideways"], "--syre-mode"),
+    ("train_ppo", ["--preset", "smoke", "--syre-sigma0", "0.1", "--run-dir", RL, "--force"], "needs --syre"),
     ("train_ppo", [*PPO_SMOKE, "--run-dir", RL], "--force to replace it"),
     ("train_ppo", ["--run-dir", RL, "--resume", "--l2"], "cannot change --method"),
     ("train_ppo", ["--run-dir", RL, "--resume", "--seed", "5"], "cannot change --seed"),
     ("train_ppo", ["--run-dir", RL, "--resume", "--env", "AntBulletEnv-v0"], "cannot change --env"),
-    ("train_ppo", ["--run-dir", RL, "--resume", "--gamma", "0.5"], "cannot change --syre-gamma"),
+    ("train_ppo", ["--run-dir", RL, "--resume", "--syre-gamma", "0.5"], "cannot change --syre-gamma"),
     ("train_ppo", ["--run-dir", RL, "--resume", "--force"], "not allowed with"),
     ("train_ppo", ["--run-dir", "{badtype}", "--resume"], "seed must be a int"),
     ("train_ppo", ["--run-dir", "{badfield}", "--resume"], "learning_rate"),
@@ -143,7 +143,7 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
     # train_supervised.py
     ("train_supervised", [*SUP_TINY, "--run-dir", SUP, "--force", "--lr", "nan"], "finite"),
     ("train_supervised", [*SUP_TINY, "--run-dir", SUP, "--force", "--lr", "1e400"], "finite"),
-    ("train_supervised", [*SUP_TINY, "--run-dir", SUP, "--force", "--gamma", "inf"], "finite"),
+    ("train_supervised", [*SUP_TINY, "--run-dir", SUP, "--force", "--weight-decay", "inf"], "finite"),
     ("train_supervised", [*SUP_TINY, "--run-dir", SUP, "--force", "--sigma0", "-1"], "sigma0"),
     ("train_supervised", [*SUP_TINY, "--run-dir", SUP, "--force", "--seed", "-1"], "--seed"),
     ("train_supervised", [*SUP_TINY, "--run-dir", SUP, "--force", "--seed", str(2**40)], "--seed"),
@@ -174,7 +174,7 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
     ("train_supervised", ["--experiment", "nope", "--run-dir", SUP, "--force"], "unknown experiment"),
     # sweep.py: every run's arguments are checked before any run starts
     ("sweep", ["rl:smoke", "--sweep-dir", "{root}/sw", "--tasks", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
-    ("sweep", ["rl:smoke", "--sweep-dir", "{root}/sw", "--", "--gamma", "nan"], "finite"),
+    ("sweep", ["rl:smoke", "--sweep-dir", "{root}/sw", "--", "--syre-gamma", "nan"], "finite"),
     ("sweep", ["rl:smoke", "--sweep-dir", "{root}/sw", "--", "--no-such-flag"], "unrecognized"),
     ("sweep", ["rl:smoke", "--sweep-dir", "{root}/sw", "--", "--seed", "-1"], "--seed"),
     ("sweep", ["rl:smoke", "--sweep-dir", f"{FILE}/sw"], "is a file"),
@@ -355,6 +355,8 @@ def test_a_run_written_before_the_syre_group_resumes(tmp_path):
     run = tmp_path / "run"
     rl_run(run, steps=512)
     shutil.rmtree(run / "final")
+    for saved in (run / "checkpoints").glob("*/config.json"):  # checkpoints of such runs carry no config
+        saved.unlink()
     config = json.loads((run / "config.json").read_text())
     config["preset"].pop("syre")
     config["preset"].update(syre_gamma=2e-3, syre_sigma0=0.01, syre_spread=0.0, syre_mode="coupled")

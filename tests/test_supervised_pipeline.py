@@ -173,7 +173,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, capsys):
         (["--experiment", "nope"], "unknown experiment 'nope'"),
         (["--experiment", "teacher-student", "--preset", "huge"], "unknown preset 'huge'"),
         (["--experiment", "teacher-student", "--lr", "-1"], "lr must be a finite number > 0"),
-        (["--experiment", "teacher-student", "--gamma", "nan"], "expected a finite number, got 'nan'"),
+        (["--experiment", "teacher-student", "--weight-decay", "nan"], "expected a finite number, got 'nan'"),
         (["--experiment", "teacher-student", "--tasks", "3"], "--tasks applies to permuted-mnist only"),
         (["--experiment", "teacher-student", "--methods", "vanilla,l2-init"], "unknown ['vanilla']"),
         (["--experiment", "teacher-student", "--methods", "ns-adam"], "set adam_betas: [0.99, 0.99]"),

@@ -52,7 +52,7 @@ def test_grid_expands_methods_tasks_params_and_seeds_into_runs(tmp_path):
         script="train_ppo",
         methods={"ppo": [], "ppo-syre": ["--syre"]},
         tasks=["slippery_ant:study", "gravity_hopper:study"],
-        params={"--gamma": [1e-3, 2e-3], "--n-envs": [1]},
+        params={"--syre-gamma": [1e-3, 2e-3], "--n-envs": [1]},
         args=["--preset", "study"],
         seeds=[0, 1, 2],
     )
@@ -60,16 +60,16 @@ def test_grid_expands_methods_tasks_params_and_seeds_into_runs(tmp_path):
     assert len(runs) == 2 * 2 * 2 * 3
     assert len({r.id for r in runs}) == len(runs)
     assert len({r.run_dir for r in runs}) == len(runs)
-    run = next(r for r in runs if r.id == "gravity_hopper-study-ppo-syre-gamma0.002-n-envs1-s2")
+    run = next(r for r in runs if r.id == "gravity_hopper-study-ppo-syre-syre-gamma0.002-n-envs1-s2")
     assert run.args == (
-        "--preset", "study", "--env", "gravity_hopper:study", "--syre", "--gamma", "0.002", "--n-envs", "1",
+        "--preset", "study", "--env", "gravity_hopper:study", "--syre", "--syre-gamma", "0.002", "--n-envs", "1",
         "--total-timesteps", "100", "--seed", "2",
     )  # fmt: skip
     assert (run.method, run.seed, run.task, dict(run.params)) == (
         "ppo-syre",
         2,
         "gravity_hopper:study",
-        {"--gamma": 2e-3, "--n-envs": 1},
+        {"--syre-gamma": 2e-3, "--n-envs": 1},
     )
     # a fresh run is (re)started with --force; its state comes from its directory alone
     assert run.state() == "new" and run.command("python")[-3:] == ["--run-dir", str(run.run_dir), "--force"]
@@ -80,7 +80,7 @@ def test_every_grid_preset_loads_and_the_study_compares_the_methods():
     assert list(grid.methods) == ["ppo", "ppo-l2", "ppo-syre", "ppo-syre-sigma1"]
     assert grid.tasks == ["slippery_ant:study"] and grid.methods["ppo-syre-sigma1"] == [
         "--syre",
-        "--sigma0",
+        "--syre-sigma0",
         "1.0",
     ]
     for name in (

@@ -153,8 +153,8 @@ def test_bad_arguments_exit_2_with_one_line(script, capsys, tmp_path):
     assert "unknown preset 'nope'" in bad(script, capsys, "--preset", "nope", *run)
     assert "--total-timesteps" in bad(script, capsys, "--total-timesteps", "0", *run)
     assert "--total-timesteps" in bad(script, capsys, "--total-timesteps", "-5", *run)
-    assert "--syre" in bad(script, capsys, "--sigma0", "0.1", *run)
-    assert "field 'syre': sigma0 must be" in bad(script, capsys, "--syre", "--sigma0", "-1", *run)
+    assert "--syre" in bad(script, capsys, "--syre-sigma0", "0.1", *run)
+    assert "field 'syre': sigma0 must be" in bad(script, capsys, "--syre", "--syre-sigma0", "-1", *run)
     assert not (tmp_path / "never").exists()
 
 
