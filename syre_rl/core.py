@@ -122,7 +122,7 @@ class SyreConfig:
     anchor_scale: AnchorScale = field(
         default="init",
         metadata=_help(
-            "what sigma0 is relative to: init (each tensor's std when syre is built; a tensor with no spread, such "
+            "what sigma0 is relative to: init (each tensor's initial std, when syre is built; a tensor with no spread, such "
             "as a zero bias, falls back to fan_in), fan_in (1/sqrt(fan_in)) or absolute"
         ),
     )
@@ -155,7 +155,10 @@ class SyreConfig:
         metadata=_help("glob patterns of parameter names to decay; none: every trainable floating tensor"),
     )
     exclude: tuple[str, ...] | None = field(
-        default=None, metadata=_help("glob patterns of parameter names to leave alone")
+        default=None,
+        metadata=_help(
+            "glob patterns of parameter names to leave alone (the methods and policies also leave SB3's log_std alone)"
+        ),
     )
     init_offset: bool = field(
         default=False,
