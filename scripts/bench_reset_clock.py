@@ -17,7 +17,7 @@ import time
 import torch
 from torch import nn
 
-from syre_rl.baselines import AdamResetClock
+from syre_rl.methods import AdamResetClock
 from syre_rl.cli import OneLineParser, positive_int
 
 

@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "PlasticityActorCriticPolicy": "syre_rl.policies",
     "PlasticitySACPolicy": "syre_rl.policies",
-    "make_method": "syre_rl.baselines",
+    "make_method": "syre_rl.methods",
 }
 
 __all__ = ["Syre", "__version__", *_LAZY]

@@ -11,7 +11,7 @@ import torch
 from stable_baselines3 import PPO, SAC
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from syre_rl.baselines import METHODS
+from syre_rl.methods import METHODS
 from syre_rl.envs import make_vec_env
 from syre_rl.policies import PlasticityActorCriticPolicy, PlasticitySACPolicy
 from syre_rl.presets import PROJECT_ROOT

@@ -10,7 +10,7 @@ twin (SB3's class plus :class:`SyreMixin`, see :mod:`syre_rl.policies.catalog`),
 ``SyreTD3CnnPolicy``, ...). After SB3 has built the networks and the optimizers, a :class:`~syre_rl.core.Syre` is
 attached to every optimizer the policy owns; the anchors are buffers of the policy, so ``model.save()`` /
 ``PPO.load()`` keep them bit for bit. The ``Plasticity*`` classes carry a competing method from
-:mod:`syre_rl.baselines` the same way (``policy_kwargs=dict(plasticity_method="cbp")``).
+:mod:`syre_rl.methods` the same way (``policy_kwargs=dict(plasticity_method="cbp")``).
 """
 
 from __future__ import annotations

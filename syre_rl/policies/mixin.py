@@ -1,6 +1,6 @@
 """The one mechanism every policy here shares: attach a method module to each optimizer SB3 built.
 
-A method (syre, or a competing plasticity method from :mod:`syre_rl.baselines`) acts through its optimizer's step
+A method (syre, or a competing plasticity method from :mod:`syre_rl.methods`) acts through its optimizer's step
 hooks. It is a submodule of the *policy* (never of SB3's actor or critic, whose ``state_dict`` SB3 copies between
 networks and saves on its own), so its tensors are part of ``policy.state_dict()`` and SB3's ``model.save()`` /
 ``PPO.load()`` carry them; its settings are constructor parameters, which SB3 saves too.
@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from syre_rl.baselines import METHODS as PLASTICITY_METHODS
-from syre_rl.baselines import PlasticityMethod, make_method
-from syre_rl.baselines.base import exclude_patterns
+from syre_rl.methods import METHODS as PLASTICITY_METHODS
+from syre_rl.methods import PlasticityMethod, make_method
+from syre_rl.methods.base import exclude_patterns
 from syre_rl.core import Syre
 
 # Decoupled decay (like AdamW: w moves toward its anchor by lr * gamma of the distance per step) toward anchors as
@@ -124,7 +124,7 @@ class SyreMixin(OptimizerMethodMixin):
 
     :param syre_kwargs: keyword arguments of :class:`~syre_rl.core.Syre` (``gamma``, ``sigma0``, ``spread``,
         ``mode``, ``include``, ``exclude``, ``seed``, ...); missing keys take :data:`DEFAULT_SYRE_KWARGS`. Like
-        every method, syre leaves :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE` (SB3's ``log_std``) alone; an
+        every method, syre leaves :data:`~syre_rl.methods.base.DEFAULT_EXCLUDE` (SB3's ``log_std``) alone; an
         ``exclude`` adds to it. ``seed=None`` takes a seed from torch's global generator
         without advancing it and records it, so a saved policy rebuilds with the same anchors.
     """
@@ -164,10 +164,10 @@ class SyreMixin(OptimizerMethodMixin):
 class PlasticityMixin(OptimizerMethodMixin):
     """Mix in before an SB3 policy class to train it with a competing plasticity method.
 
-    :param plasticity_method: a name of :data:`syre_rl.baselines.METHODS` (``"l2"``, ``"l2-init"``,
+    :param plasticity_method: a name of :data:`syre_rl.methods.METHODS` (``"l2"``, ``"l2-init"``,
         ``"shrink-perturb"``, ``"cbp"``, ``"redo"``, ``"ns-adam"``).
     :param method_kwargs: keyword arguments of that method (reference settings otherwise); an ``exclude`` adds
-        to :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
+        to :data:`~syre_rl.methods.base.DEFAULT_EXCLUDE`.
     """
 
     method_attribute = "plasticity_method"

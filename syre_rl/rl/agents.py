@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import torch
 
-from syre_rl.baselines import METHODS, check_method_kwargs
+from syre_rl.methods import METHODS, check_method_kwargs
 from syre_rl.core import Syre
 from syre_rl.policies.mixin import DEFAULT_SYRE_KWARGS
 from syre_rl.presets import load_preset, preset_dir, preset_names
@@ -72,7 +72,7 @@ class AgentPreset:
     :param adam_eps: Adam's eps (SB3 uses 1e-5 for on-policy algorithms, torch 1e-8)
     :param weight_decay: Adam's coupled weight decay toward 0 (the weight-decay arm of the syre paper)
     :param gamma: discount factor
-    :param method: plasticity method, a name of the registry :data:`syre_rl.baselines.METHODS`
+    :param method: plasticity method, a name of the registry :data:`syre_rl.methods.METHODS`
     :param syre: keyword arguments of :class:`syre_rl.core.Syre` for the method ``syre`` (``gamma``: the decay
         toward the anchors, ``sigma0``: anchor std ``sigma0 / sqrt(fan_in)``, ``spread``, ``mode``, ``include``,
         ``exclude``, ...); keys left out take :data:`syre_rl.policies.mixin.DEFAULT_SYRE_KWARGS`, the
@@ -81,7 +81,7 @@ class AgentPreset:
         not named here runs with its reference settings
     :param change_reset: glob patterns of policy parameters reset at every regime change whatever the method
         (e.g. ``[action_net.*, log_std]``): part of a benchmark's definition, not an arm (see
-        :class:`~syre_rl.baselines.ResetHead`)
+        :class:`~syre_rl.methods.ResetHead`)
     :param plasticity_every: environment steps between plasticity measurements in TensorBoard (0: none)
     :param eval_freq: environment steps between evaluations (0: no evaluation)
     :param eval_episodes: episodes per evaluation (deterministic actions)

@@ -36,7 +36,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from torch import nn
 
 from syre_rl import runs
-from syre_rl.baselines.reinit import matching_parameters
+from syre_rl.methods.reinit import matching_parameters
 from syre_rl.presets import build_preset
 from syre_rl.rl.agents import AgentPreset, PPOPreset
 from syre_rl.rl.continual import EpisodeReturnsCallback

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from syre_rl.baselines.base import SeededMethod
+from syre_rl.methods.base import SeededMethod
 
 __all__ = ["ResetAll", "ResetHead", "matching_parameters"]
 

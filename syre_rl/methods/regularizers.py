@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from syre_rl.baselines.base import PlasticityMethod, SeededMethod, exclude_patterns
+from syre_rl.methods.base import PlasticityMethod, SeededMethod, exclude_patterns
 from syre_rl.core import Syre
 
 __all__ = [
@@ -62,7 +62,7 @@ class SyreMethod(_Decay):
     The method interface around :class:`syre_rl.core.Syre`; keyword arguments are Syre's. Defaults are the syre
     paper's PPO setting (``gamma`` 2e-3, ``sigma0`` 0.01, coupled).
 
-    :param exclude: patterns added to :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
+    :param exclude: patterns added to :data:`~syre_rl.methods.base.DEFAULT_EXCLUDE`.
     """
 
     name = "syre"
@@ -106,7 +106,7 @@ class L2(_Decay):
     :param weight_decay: decay strength (penalty ``weight_decay / 2 * ||w||^2``).
     :param include: glob patterns of parameter names to decay (default: all).
     :param exclude: glob patterns of parameter names to leave alone, added to
-        :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
+        :data:`~syre_rl.methods.base.DEFAULT_EXCLUDE`.
     """
 
     name = "l2"
@@ -191,7 +191,7 @@ class ShrinkPerturb(SeededMethod):
     :param members: for a stacked model (weights ``[members, ...]``), the members perturbed (default all);
         each draws from its own generator.
     :param include: glob patterns of parameter names acted on (default: all).
-    :param exclude: patterns added to :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
+    :param exclude: patterns added to :data:`~syre_rl.methods.base.DEFAULT_EXCLUDE`.
     :param seed: seed of the noise (one per perturbed member for a stacked model).
     """
 

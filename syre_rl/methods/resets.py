@@ -21,8 +21,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from syre_rl.baselines.base import SeededMethod
-from syre_rl.baselines.regularizers import L2
+from syre_rl.methods.base import SeededMethod
+from syre_rl.methods.regularizers import L2
 from syre_rl.plasticity.activations import HiddenLayer, hidden_layers
 from syre_rl.plasticity.metrics import dormant_mask
 
@@ -355,7 +355,7 @@ class ReDo(_UnitResetMethod):
     :param members: of a stacked model, the members acted on (default all).
     :param include: glob patterns of the parameters the weight decay acts on (default: all).
     :param exclude: patterns the weight decay leaves alone, added to
-        :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
+        :data:`~syre_rl.methods.base.DEFAULT_EXCLUDE`.
     :param seed: seed of the re-initialisation (one per member acted on, for a stacked model).
     """
 
@@ -453,7 +453,7 @@ class CBP(_UnitResetMethod):
     :param members: of a stacked model, the members acted on (default all).
     :param include: glob patterns of the parameters the weight decay acts on (default: all).
     :param exclude: patterns the weight decay leaves alone, added to
-        :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
+        :data:`~syre_rl.methods.base.DEFAULT_EXCLUDE`.
     :param seed: seed of the re-initialisation (one per member acted on, for a stacked model).
     """
 

@@ -2,7 +2,7 @@
 
 ``none`` (the baseline), ``syre``, ``l2``, ``l2-init``, ``shrink-perturb``, ``cbp``, ``redo``, ``ns-adam``,
 ``reset-head`` and ``reset-all`` are
-:class:`~syre_rl.baselines.base.PlasticityMethod` classes, chosen here by name; ``dropout`` is a forward-pass method
+:class:`~syre_rl.methods.base.PlasticityMethod` classes, chosen here by name; ``dropout`` is a forward-pass method
 of the supervised (stacked) models only. RL policies, supervised presets, grids, TensorBoard tags and figures all
 use these names.
 """
@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from syre_rl.baselines.base import PlasticityMethod
-from syre_rl.baselines.regularizers import L2, L2Init, NoMethod, NSAdam, ShrinkPerturb, SyreMethod
-from syre_rl.baselines.reinit import ResetAll, ResetHead
-from syre_rl.baselines.resets import CBP, ReDo
+from syre_rl.methods.base import PlasticityMethod
+from syre_rl.methods.regularizers import L2, L2Init, NoMethod, NSAdam, ShrinkPerturb, SyreMethod
+from syre_rl.methods.reinit import ResetAll, ResetHead
+from syre_rl.methods.resets import CBP, ReDo
 
 __all__ = [
     "METHODS",

@@ -7,8 +7,8 @@ through step hooks (and forward hooks for the activations CBP and ReDo read):
     method = make_method("redo", policy, policy.optimizer)
 """
 
-from syre_rl.baselines.base import DEFAULT_EXCLUDE, PlasticityMethod, SeededMethod
-from syre_rl.baselines.registry import (
+from syre_rl.methods.base import DEFAULT_EXCLUDE, PlasticityMethod, SeededMethod
+from syre_rl.methods.registry import (
     METHOD_NAMES,
     METHODS,
     SUPERVISED_ONLY,
@@ -16,7 +16,7 @@ from syre_rl.baselines.registry import (
     make_method,
     method_settings,
 )
-from syre_rl.baselines.regularizers import (
+from syre_rl.methods.regularizers import (
     L2,
     NS_ADAM_BETAS,
     L2Init,
@@ -26,8 +26,8 @@ from syre_rl.baselines.regularizers import (
     SyreMethod,
     noisy_layers,
 )
-from syre_rl.baselines.reinit import ResetAll, ResetHead
-from syre_rl.baselines.resets import CBP, AdamResetClock, ReDo
+from syre_rl.methods.reinit import ResetAll, ResetHead
+from syre_rl.methods.resets import CBP, AdamResetClock, ReDo
 
 __all__ = [
     "CBP",
