@@ -19,7 +19,6 @@ optimizer setting shared by all members: set the preset's ``adam_betas: [0.99, 0
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -102,7 +101,7 @@ def method_weight_decay(name: str, method_kwargs: Mapping[str, Mapping[str, Any]
         return 0.0
     if "weight_decay" in kwargs:
         return float(kwargs["weight_decay"])
-    return float(inspect.signature(plasticity.METHODS[name]).parameters["weight_decay"].default)
+    return float(plasticity.METHODS[name].defaults()["weight_decay"])
 
 
 def _configured(name: str) -> Callable[[Sweep, int], list[Member]]:
@@ -153,9 +152,9 @@ def check_methods(methods: Sequence[str], method_kwargs: Mapping[str, Mapping[st
             )
     plasticity.check_method_kwargs(method_kwargs, exclude=_PIPELINE_SETTINGS)
     for name, kwargs in method_kwargs.items():
-        parameters = inspect.signature(plasticity.METHODS[name]).parameters
+        defaults = plasticity.METHODS[name].defaults()
         for key, value in kwargs.items():
-            _check_value(name, key, value, parameters[key].default)
+            _check_value(name, key, value, defaults[key])
         if name == "shrink-perturb" and kwargs.get("form", "continual") not in plasticity.ShrinkPerturb.FORMS:
             raise ValueError("field 'method_kwargs': shrink-perturb.form must be one of continual, boundary")
 
