@@ -47,7 +47,7 @@ from syre_rl.rl.continual import (
     RegimeSnapshotCallback,
     fresh_regime_return,
 )
-from syre_rl.rl.methods import POLICY_CHOICES
+from syre_rl.policies.choices import POLICY_CHOICES
 from syre_rl.rl.model import build_model, make_env
 from syre_rl.rl.run_dir import RunDir
 
@@ -127,7 +127,7 @@ def preset_from_args(args: argparse.Namespace) -> AgentPreset:
     if syre and method != "syre":
         raise ValueError(f"--{next(iter(syre)).replace('_', '-')} needs --syre")
     if syre:
-        overrides["syre"] = {**preset.syre, **syre}
+        overrides["syre"] = {**preset.syre_kwargs(), **syre}
     return build_preset(type(preset), {**dataclasses.asdict(preset), **overrides}, f"ppo:{args.preset}")
 
 

@@ -34,7 +34,7 @@ ALGOS = ("a2c", "ppo", "sac")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from syre_rl.rl.methods import POLICY_CHOICES  # noqa: PLC0415  (imports Stable-Baselines3)
+    from syre_rl.policies.choices import POLICY_CHOICES  # noqa: PLC0415  (imports Stable-Baselines3)
 
     parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--algo", choices=ALGOS, help="agents/<algo>.yaml (default ppo)")

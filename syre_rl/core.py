@@ -206,7 +206,7 @@ class SyreConfig:
         unknown = sorted(set(values) - set(cls.settings()))
         if unknown:
             raise ValueError(
-                f"unknown syre setting(s) {', '.join(unknown)}; allowed: {', '.join(cls.settings())}"
+                f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(cls.settings())}"
             )
         return dataclasses.replace(base or cls(), **values)
 

@@ -1,4 +1,5 @@
-"""Each method of the one registry (:data:`syre_rl.methods.METHODS`) as the SB3 policy that carries it.
+"""Each method of the one registry (:data:`syre_rl.methods.METHODS`) as the SB3 policy that carries it: the one
+place a method name maps to its class (the registry) and to its policy (here).
 
 This is the one place a method plugs into model building (:func:`syre_rl.rl.model.build_model`):
 :data:`POLICY_CHOICES` maps every registry name to a function ``(algo, preset, policy_kwargs) -> (policy,
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from stable_baselines3.common.policies import BasePolicy
 
 from syre_rl import methods as plasticity
-from syre_rl.policies import (
+from syre_rl.policies.catalog import (
     PlasticityActorCriticPolicy,
     PlasticitySACPolicy,
     SyreActorCriticPolicy,
@@ -43,7 +44,7 @@ def plain(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> Poli
 
 def syre(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> PolicyChoice:
     """Train with syre: decay toward fixed random anchors (settings: the preset's syre group)."""
-    return SYRE_POLICIES[algo], {**policy_kwargs, "syre_kwargs": preset.syre_kwargs()}
+    return SYRE_POLICIES[algo], {**policy_kwargs, "syre_kwargs": preset.syre}
 
 
 # The policy that carries a competing method (syre_rl.methods) for each algorithm.
