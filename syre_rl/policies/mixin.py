@@ -136,11 +136,11 @@ class MethodMixin(OptimizerMethodMixin):
             raise ValueError(
                 f"plasticity_method must be one of {', '.join(METHODS)}, got {plasticity_method!r}"
             )
-        method_class = METHODS[plasticity_method]
-        settings = method_class.policy_settings(method_kwargs)  # checked before SB3 builds anything
         super().__init__(*args, **kwargs)
         self.plasticity_method_name = plasticity_method
-        self.method_kwargs = settings
+        # After SB3 has built the networks: a seed syre takes from torch's global generator is the one the
+        # generator holds now (syre peeks at it without advancing it).
+        self.method_kwargs = METHODS[plasticity_method].policy_settings(method_kwargs)
         if plasticity_method == "syre":
             self.method_attribute = "syre"
         self._attach_methods()
