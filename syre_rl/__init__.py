@@ -15,7 +15,7 @@ import warnings
 from types import ModuleType
 from typing import Any
 
-from syre_rl.core import Syre
+from syre_rl.core import Syre, SyreConfig
 
 __version__ = "0.1.0"
 
@@ -27,7 +27,7 @@ _LAZY: dict[str, str] = {
     "make_method": "syre_rl.methods",
 }
 
-__all__ = ["Syre", "__version__", *_LAZY]
+__all__ = ["Syre", "SyreConfig", "__version__", *_LAZY]
 
 _PACKAGES = ("stable_baselines3", "sb3_contrib")
 

@@ -18,9 +18,9 @@ from stable_baselines3 import PPO
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from syre_rl.policies import SyreActorCriticPolicy
+from syre_rl.policies.choices import POLICY_CHOICES
 from syre_rl.presets import PROJECT_ROOT
 from syre_rl.rl.agents import AGENT_SCHEMAS, agent_preset_names, load_agent_preset
-from syre_rl.policies.choices import POLICY_CHOICES
 from syre_rl.rl.model import policy_kwargs
 
 SCRIPT = PROJECT_ROOT / "scripts" / "train_ppo.py"
