@@ -37,6 +37,7 @@ from syre_rl import runs
 from syre_rl.cli import OneLineParser, UsageError, seed_int
 from syre_rl.cli import fail as cli_fail
 from syre_rl.envs import RegimeLoggerCallback, resolve_env
+from syre_rl.policies.choices import POLICY_CHOICES
 from syre_rl.policies.layers import ACTIVATIONS
 from syre_rl.presets import PROJECT_ROOT, PresetError, build_preset
 from syre_rl.rl.agents import AgentPreset, agent_preset_names, load_agent_preset
@@ -47,7 +48,6 @@ from syre_rl.rl.continual import (
     RegimeSnapshotCallback,
     fresh_regime_return,
 )
-from syre_rl.policies.choices import POLICY_CHOICES
 from syre_rl.rl.model import build_model, make_env
 from syre_rl.rl.run_dir import RunDir
 
