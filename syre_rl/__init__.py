@@ -15,7 +15,7 @@ import warnings
 from types import ModuleType
 from typing import Any
 
-from syre_rl.core import Syre
+from syre_rl.core import Syre, SyreConfig
 
 __version__ = "0.1.0"
 
@@ -24,10 +24,10 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "PlasticityActorCriticPolicy": "syre_rl.policies",
     "PlasticitySACPolicy": "syre_rl.policies",
-    "make_method": "syre_rl.baselines",
+    "make_method": "syre_rl.methods",
 }
 
-__all__ = ["Syre", "__version__", *_LAZY]
+__all__ = ["Syre", "SyreConfig", "__version__", *_LAZY]
 
 _PACKAGES = ("stable_baselines3", "sb3_contrib")
 

@@ -11,21 +11,27 @@ This module imports only torch and the standard library.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import hashlib
 import math
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Syre"]
+__all__ = ["ANCHOR_SCALES", "ANCHOR_STORAGES", "MODES", "Syre", "SyreConfig"]
 
-MODES = ("coupled", "decoupled")
-ANCHOR_SCALES = ("fan_in", "absolute", "init")
-ANCHOR_STORAGES = ("tensor", "seed")
+Mode = Literal["coupled", "decoupled"]
+AnchorScale = Literal["init", "fan_in", "absolute"]
+AnchorStorage = Literal["tensor", "seed"]
+MODES: tuple[str, ...] = get_args(Mode)
+ANCHOR_SCALES: tuple[str, ...] = get_args(AnchorScale)
+ANCHOR_STORAGES: tuple[str, ...] = get_args(AnchorStorage)
+MAX_SEED = 2**62  # anchor seeds are drawn below this
 
 # Optimizer -> ids of the parameters some attached Syre already decays, so that two Syre never act on one tensor.
 _ATTACHED: weakref.WeakKeyDictionary[torch.optim.Optimizer, set[int]] = weakref.WeakKeyDictionary()
@@ -47,13 +53,170 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _patterns(name: str, value: str | Iterable[str] | None) -> tuple[str, ...] | None:
+def patterns(name: str, value: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    """Glob patterns as a tuple (``None`` stays ``None``: no patterns given); ValueError naming ``name``."""
     if value is None:
         return None
-    patterns = (value,) if isinstance(value, str) else tuple(value)
-    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+    if not isinstance(value, (str, Iterable)):
         raise ValueError(f"{name} must be a glob pattern or a non-empty list of them, got {value!r}")
-    return patterns
+    found = (value,) if isinstance(value, str) else tuple(value)
+    if not found or not all(isinstance(p, str) and p for p in found):
+        raise ValueError(f"{name} must be a glob pattern or a non-empty list of them, got {value!r}")
+    return found
+
+
+def matches(name: str, include: tuple[str, ...] | None, exclude: tuple[str, ...] | None) -> bool:
+    """Whether parameter ``name`` is selected: it matches an ``include`` pattern (any name when ``None``) and no
+    ``exclude`` pattern."""
+    if include is not None and not any(fnmatch.fnmatchcase(name, p) for p in include):
+        return False
+    return not (exclude and any(fnmatch.fnmatchcase(name, p) for p in exclude))
+
+
+def draw_seed() -> int:
+    """A seed from torch's global generator (so ``torch.manual_seed`` fixes it); advances the generator."""
+    return int(torch.randint(0, MAX_SEED, (1,)).item())
+
+
+def peek_seed() -> int:
+    """A seed from torch's global generator that leaves the generator where it was, so that building a method
+    changes nothing a run draws afterwards (``torch.manual_seed`` still fixes the seed)."""
+    with torch.random.fork_rng(devices=[]):
+        return draw_seed()
+
+
+def _help(text: str, **extra: Any) -> dict[str, Any]:
+    return {"help": text, **extra}
+
+
+@dataclass(frozen=True)
+class SyreConfig:
+    """Every setting of :class:`Syre`, each with its one default, validated once here.
+
+    The defaults are the project's: decoupled decay (like AdamW: ``w`` moves toward its anchor by ``lr * gamma`` of
+    the distance per step) toward anchors as large as each tensor's own initial spread (so SB3's small-gain output
+    heads keep small anchors). Chosen by evidence (docs/results/rl/vec-pendulum): the syre paper's PPO setting
+    (coupled 0.002 toward anchors of std 0.01 / sqrt(fan_in)) stopped PPO from learning there and cost half the
+    main job's return; gamma 1.0 kept a little more plasticity (not significant over 5 seeds) but cost return on the
+    main job; 0.1 and 0.01 do no harm that 5 seeds measure, on the fast task's first regime and on the Ant main job
+    (docs/results/rl/main-job); 0.1 acts more.
+
+    Build a changed copy with :func:`dataclasses.replace` (validated again). Each field's ``metadata["help"]`` is its
+    command-line help (:func:`syre_rl.flags.add_dataclass_flags`).
+    """
+
+    gamma: float = field(
+        default=0.1,
+        metadata=_help(
+            "syre's decay strength toward the anchors (torch's weight_decay convention: penalty "
+            "gamma/2 ||w - theta0||^2; not an RL discount)"
+        ),
+    )
+    sigma0: float = field(
+        default=1.0,
+        metadata=_help(
+            "anchor scale: the anchor std is sigma0 times the unit anchor_scale names (each tensor's initial "
+            "std for init, 1/sqrt(fan_in) for fan_in, 1 for absolute)"
+        ),
+    )
+    anchor_scale: AnchorScale = field(
+        default="init",
+        metadata=_help(
+            "what sigma0 is relative to: init (each tensor's initial std, when syre is built; a tensor with no spread, such "
+            "as a zero bias, falls back to fan_in), fan_in (1/sqrt(fan_in)) or absolute"
+        ),
+    )
+    spread: float = field(
+        default=0.0,
+        metadata=_help(
+            "when > 0, a random diagonal D ~ U(1 - spread, 1 + spread) weights the decay; in [0, 1)"
+        ),
+    )
+    mode: Mode = field(
+        default="decoupled",
+        metadata=_help(
+            "coupled: grad += gamma D (w - theta0) before the step (like Adam's weight_decay); decoupled: "
+            "w moves toward theta0 by lr gamma D in the step (like AdamW)"
+        ),
+    )
+    anchor_storage: AnchorStorage = field(
+        default="tensor",
+        metadata=_help(
+            "tensor: anchors kept as buffers; seed: regenerated from a per-tensor seed at every step (no extra "
+            "memory, identical values)"
+        ),
+    )
+    seed: int | None = field(
+        default=None,
+        metadata=_help("base seed of the anchors; none: drawn from torch's global generator", flag=False),
+    )
+    include: tuple[str, ...] | None = field(
+        default=None,
+        metadata=_help("glob patterns of parameter names to decay; none: every trainable floating tensor"),
+    )
+    exclude: tuple[str, ...] | None = field(
+        default=None,
+        metadata=_help(
+            "glob patterns of parameter names to leave alone (the methods and policies also leave SB3's log_std alone)"
+        ),
+    )
+    init_offset: bool = field(
+        default=False,
+        metadata=_help(
+            "add theta0 to the weights when syre is built, so training starts where f(theta + theta0) does"
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise the values once, here
+        for name in ("gamma", "sigma0"):
+            set_(self, name, _finite_non_negative(name, getattr(self, name)))
+        try:
+            spread_ok = 0.0 <= float(self.spread) < 1.0
+        except (TypeError, ValueError):
+            spread_ok = False
+        if not spread_ok:
+            raise ValueError(f"spread must be a number in [0, 1), got {self.spread!r}")
+        set_(self, "spread", float(self.spread))
+        _choice("mode", self.mode, MODES)
+        _choice("anchor_scale", self.anchor_scale, ANCHOR_SCALES)
+        _choice("anchor_storage", self.anchor_storage, ANCHOR_STORAGES)
+        seed = self.seed
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        set_(self, "include", patterns("include", self.include))
+        set_(self, "exclude", patterns("exclude", self.exclude))
+        if not isinstance(self.init_offset, bool):
+            raise ValueError(f"init_offset must be true or false, got {self.init_offset!r}")
+
+    @classmethod
+    def settings(cls) -> tuple[str, ...]:
+        """The field names: what a preset's ``syre`` group or ``syre_kwargs`` may hold."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_mapping(
+        cls, values: SyreConfig | Mapping[str, Any] | None, base: SyreConfig | None = None
+    ) -> SyreConfig:
+        """``values`` (a config, or some settings over ``base``, default :class:`SyreConfig()`) as a config;
+        ValueError naming unknown keys."""
+        if isinstance(values, SyreConfig):
+            return values
+        values = dict(values or {})
+        unknown = sorted(set(values) - set(cls.settings()))
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(cls.settings())}"
+            )
+        return dataclasses.replace(base or cls(), **values)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The settings as a plain dict (patterns as lists), e.g. for a config file."""
+        out = dataclasses.asdict(self)
+        for key in ("include", "exclude"):
+            if out[key] is not None:
+                out[key] = list(out[key])
+        return out
 
 
 def _named_tensors(source: nn.Module | Iterable[Any]) -> list[tuple[str, Tensor]]:
@@ -66,6 +229,11 @@ def _named_tensors(source: nn.Module | Iterable[Any]) -> list[tuple[str, Tensor]
     if all(isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Tensor) for item in items):
         return [(str(n), t) for n, t in items]
     raise ValueError("module_or_named_params must be an nn.Module, (name, tensor) pairs, or tensors")
+
+
+def _shown(value: tuple[str, ...] | None) -> str:
+    """Patterns as a caller wrote them: one pattern as a string."""
+    return repr(value[0] if value is not None and len(value) == 1 else list(value) if value else value)
 
 
 def _fan_in(name: str, tensor: Tensor, shapes: Mapping[str, torch.Size]) -> int:
@@ -163,69 +331,44 @@ class Syre(nn.Module):
     :meth:`__getstate__`).
 
     :param module_or_named_params: the model, or ``(name, tensor)`` pairs, or tensors.
-    :param gamma: decay strength (torch's ``weight_decay`` convention: penalty ``gamma/2 ||w - theta0||^2``).
-    :param sigma0: anchor scale; the anchor std is ``sigma0 / sqrt(fan_in)`` (``"fan_in"``), ``sigma0``
-        (``"absolute"``), or ``sigma0`` times the tensor's own std when Syre is built (``"init"``, so that a
-        small-gain output layer gets small anchors; a tensor with no spread, such as a zero bias, falls back to
-        ``"fan_in"``).
-    :param spread: when > 0, a random positive diagonal ``D ~ U(1 - spread, 1 + spread)`` weights the decay.
-    :param mode: ``"coupled"`` adds ``gamma D (w - theta0)`` to the gradient before the step (like
-        ``Adam(weight_decay=)``); ``"decoupled"`` moves ``w`` toward ``theta0`` by ``lr gamma D`` in the step,
-        before the optimizer's update, exactly as AdamW orders its decay.
-    :param anchor_scale: ``"fan_in"``, ``"absolute"`` or ``"init"``.
-    :param anchor_storage: ``"tensor"`` keeps anchors as buffers; ``"seed"`` regenerates them from a per-tensor
-        seed at every step (no extra memory, identical values).
-    :param seed: base seed of the anchors; ``None`` draws one from torch's global generator.
-    :param include: glob patterns of parameter names to decay (default: all trainable floating tensors).
-    :param exclude: glob patterns of parameter names to leave alone.
+    :param config: the settings (:class:`SyreConfig`, whose fields document them); default ``SyreConfig()``.
+    :param settings: single settings over ``config`` (``Syre(model, gamma=0.5, mode="coupled")``).
     :param fan_in: fan-in per parameter name, for layouts torch's convention does not cover (stacked ensembles).
     :param anchors: given anchors (name -> tensor, copied; names not selected are ignored) instead of random ones,
         for decay toward a chosen point (the initial weights for L2-Init); ``sigma0`` and ``anchor_scale`` are
         then unused.
     :param diagonals: a given non-negative ``D`` (name -> tensor of the parameter's shape) instead of a random
         one, e.g. per-member decay strengths of a stacked ensemble; excludes ``spread``.
-    :param init_offset: add ``theta0`` to the weights now, so training starts where ``f(theta + theta0)`` does.
     """
 
     def __init__(
         self,
         module_or_named_params: nn.Module | Iterable[Any],
+        config: SyreConfig | None = None,
         *,
-        gamma: float,
-        sigma0: float = 0.01,
-        spread: float = 0.0,
-        mode: str = "coupled",
-        anchor_scale: str = "fan_in",
-        anchor_storage: str = "tensor",
-        seed: int | None = None,
-        include: str | Iterable[str] | None = None,
-        exclude: str | Iterable[str] | None = None,
         fan_in: Mapping[str, int] | None = None,
         anchors: Mapping[str, Tensor] | None = None,
         diagonals: Mapping[str, Tensor] | None = None,
-        init_offset: bool = False,
+        **settings: Any,
     ) -> None:
         super().__init__()
-        self.gamma = _finite_non_negative("gamma", gamma)
-        self.sigma0 = _finite_non_negative("sigma0", sigma0)
-        try:
-            spread_ok = 0.0 <= float(spread) < 1.0
-        except (TypeError, ValueError):
-            spread_ok = False
-        if not spread_ok:
-            raise ValueError(f"spread must be a number in [0, 1), got {spread!r}")
-        self.spread = float(spread)
+        if config is not None and not isinstance(config, SyreConfig):
+            raise TypeError(f"config must be a SyreConfig, got {type(config).__name__}")
+        config = (
+            dataclasses.replace(config or SyreConfig(), **settings) if settings else config or SyreConfig()
+        )
+        seed = config.seed if config.seed is not None else draw_seed()
+        self.config = dataclasses.replace(config, seed=seed) if config.seed is None else config
+        self.gamma, self.sigma0, self.spread = config.gamma, config.sigma0, config.spread
         if diagonals is not None and self.spread > 0:
             raise ValueError("give spread (a random D) or diagonals (a given D), not both")
         self._has_diag = self.spread > 0 or diagonals is not None
-        self.mode = _choice("mode", mode, MODES)
-        self.anchor_scale = _choice("anchor_scale", anchor_scale, ANCHOR_SCALES)
-        self.anchor_storage = _choice("anchor_storage", anchor_storage, ANCHOR_STORAGES)
-        include_p, exclude_p = _patterns("include", include), _patterns("exclude", exclude)
-        if seed is None:
-            seed = int(torch.randint(0, 2**62, (1,)).item())
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        self.mode, self.anchor_scale, self.anchor_storage = (
+            config.mode,
+            config.anchor_scale,
+            config.anchor_storage,
+        )
+        include_p, exclude_p = config.include, config.exclude
         self.seed = seed
 
         named = _named_tensors(module_or_named_params)
@@ -233,14 +376,11 @@ class Syre(nn.Module):
         selected = [
             (n, t)
             for n, t in named
-            if t.requires_grad
-            and t.is_floating_point()
-            and (include_p is None or any(fnmatch.fnmatchcase(n, p) for p in include_p))
-            and not (exclude_p and any(fnmatch.fnmatchcase(n, p) for p in exclude_p))
+            if t.requires_grad and t.is_floating_point() and matches(n, include_p, exclude_p)
         ]
         if not selected:
             raise ValueError(
-                f"include={include!r} / exclude={exclude!r} selected no trainable floating-point parameters "
+                f"include={_shown(include_p)} / exclude={_shown(exclude_p)} selected no trainable floating-point parameters "
                 f"among: {', '.join(shapes) or '(none)'}"
             )
         fan_in = dict(fan_in or {})
@@ -290,7 +430,7 @@ class Syre(nn.Module):
         self._step_lists: (
             list[tuple[dict[str, Any], list[int], list[Tensor], list[Tensor], list[Tensor], _Plan]] | None
         ) = None
-        if init_offset:
+        if config.init_offset:
             self.init_offset()
 
     # ----------------------------------------------------------------------------------------- anchors

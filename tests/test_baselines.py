@@ -10,7 +10,7 @@ import torch
 from stable_baselines3 import PPO
 from torch import nn
 
-from syre_rl.baselines import CBP, METHODS, NS_ADAM_BETAS, AdamResetClock, ReDo, make_method
+from syre_rl.methods import CBP, METHODS, NS_ADAM_BETAS, AdamResetClock, ReDo, make_method
 from syre_rl.plasticity import dormant_mask, hidden_layers
 
 

@@ -198,7 +198,7 @@ def test_penalty_gradient_is_the_coupled_term() -> None:
 def test_anchor_scale_and_selection() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(400, 300), nn.ReLU(), nn.Linear(300, 10))
-    syre = Syre(model, gamma=0.1, sigma0=0.5, seed=0)
+    syre = Syre(model, gamma=0.1, sigma0=0.5, anchor_scale="fan_in", seed=0)
     assert syre.anchors["0.weight"].std().item() == pytest.approx(0.5 / 400**0.5, rel=0.02)
     assert syre.anchors["0.bias"].std().item() == pytest.approx(
         0.5 / 400**0.5, rel=0.2

@@ -82,7 +82,7 @@ def test_blocked_step_equals_whole_tensor_passes_bit_for_bit(monkeypatch, block,
 def test_gradient_laid_out_unlike_its_weight_falls_back_to_whole_tensors(monkeypatch) -> None:
     monkeypatch.setattr(core, "BLOCK_ELEMENTS", 100)
     net = model()
-    syre = Syre(net, gamma=GAMMA, sigma0=0.5, seed=3)
+    syre = Syre(net, gamma=GAMMA, sigma0=0.5, mode="coupled", seed=3)
     opt = syre.attach(Recorder(net.parameters()))
     for p in net.parameters():
         p.grad = torch.randn(p.shape[::-1]).T if p.dim() == 2 else torch.randn(p.shape)  # transposed layout

@@ -11,9 +11,10 @@ import torch
 from stable_baselines3 import PPO, SAC
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from syre_rl.baselines import METHODS
+from syre_rl.core import Syre, SyreConfig
 from syre_rl.envs import make_vec_env
-from syre_rl.policies import PlasticityActorCriticPolicy, PlasticitySACPolicy
+from syre_rl.methods import METHODS, make_method
+from syre_rl.policies import PlasticityActorCriticPolicy, PlasticitySACPolicy, SyreActorCriticPolicy
 from syre_rl.presets import PROJECT_ROOT
 from syre_rl.rl.callbacks import TaskChangeCallback
 
@@ -53,13 +54,17 @@ def test_ppo_with_each_method_trains_and_round_trips(tmp_path, name: str) -> Non
     before = [p.detach().clone() for p in model.policy.parameters()]
     model.learn(512)
     assert any(not torch.equal(a, p) for a, p in zip(before, model.policy.parameters()))
-    method = model.policy.plasticity_method
-    assert type(method) is METHODS[name]
+    # syre sits in a policy as the bare Syre, under the attribute the Syre* policies use (the same state dict).
+    kind = Syre if name == "syre" else METHODS[name]
+    method = model.policy.method_modules()[""]
+    assert type(method) is kind
+    assert method is getattr(model.policy, "syre" if name == "syre" else "plasticity_method")
     path = tmp_path / "model.zip"
     model.save(path)
     loaded = PPO.load(path, env=env)
-    assert type(loaded.policy.plasticity_method) is METHODS[name]
-    assert state_equal(method.state_dict(), loaded.policy.plasticity_method.state_dict())
+    assert type(loaded.policy.method_modules()[""]) is kind
+    assert state_equal(method.state_dict(), loaded.policy.method_modules()[""].state_dict())
+    assert state_equal(model.policy.state_dict(), loaded.policy.state_dict())
     obs, _ = env.reset(seed=1)
     assert torch.equal(
         torch.as_tensor(model.predict(obs, deterministic=True)[0]),
@@ -187,3 +192,94 @@ def test_train_ppo_runs_a_competing_method_and_logs_plasticity(tmp_path) -> None
     assert any(t.startswith("plasticity/critic/") for t in tags)
     assert "env/regime_index" in tags
     assert '"method": "redo"' in (run / "config.json").read_text()
+
+
+# ------------------------------------------------------------------------------ one syre, one set of defaults
+def test_the_policies_and_the_registry_share_syres_defaults_field_by_field() -> None:
+    """SyreMlpPolicy, the Plasticity policies and make_method("syre") all default to SyreConfig()."""
+    import dataclasses
+
+    model = PPO("SyreMlpPolicy", "Pendulum-v1", n_steps=64, policy_kwargs=dict(net_arch=[8]))
+    policy_config = model.policy.syre_config
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    registry_config = make_method("syre", net, torch.optim.Adam(net.parameters())).config
+    plasticity = PPO(
+        PlasticityActorCriticPolicy, "Pendulum-v1", n_steps=64, policy_kwargs=dict(plasticity_method="syre")
+    ).policy.syre_config
+    defaults = SyreConfig()
+    for field in dataclasses.fields(SyreConfig):
+        if field.name == "seed":  # drawn per policy unless given
+            continue
+        expected = getattr(defaults, field.name)
+        assert getattr(policy_config, field.name) == expected, field.name
+        assert getattr(registry_config, field.name) == expected, field.name
+        assert getattr(plasticity, field.name) == expected, field.name
+        assert METHODS["syre"].defaults()[field.name] == expected, field.name
+
+
+@pytest.mark.parametrize("settings", [{}, {"gamma": 0.5, "sigma0": 0.1, "mode": "coupled", "spread": 0.2}])
+def test_plasticity_policy_with_syre_trains_exactly_as_the_syre_policy(settings) -> None:
+    """The same method, settings and seed through either policy: the very same weights and anchors."""
+
+    def trained(policy, key):
+        torch.manual_seed(0)
+        model = PPO(
+            policy,
+            "Pendulum-v1",
+            n_steps=64,
+            batch_size=32,
+            n_epochs=2,
+            seed=0,
+            policy_kwargs={"net_arch": [16, 16], **key},
+        )
+        model.learn(256)
+        return model.policy.state_dict()
+
+    syre = trained("SyreMlpPolicy", {"syre_kwargs": settings})
+    plasticity = trained(PlasticityActorCriticPolicy, {"plasticity_method": "syre", "method_kwargs": settings})
+    config = trained(SyreActorCriticPolicy, {"syre_kwargs": SyreConfig(**settings)})
+    assert syre.keys() == plasticity.keys() == config.keys()
+    assert any(k.startswith("syre.theta0/") for k in syre)
+    for key in syre:
+        assert torch.equal(syre[key], plasticity[key]), key
+        assert torch.equal(syre[key], config[key]), key
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_methods_state_dict_holds_tensors_only(name: str) -> None:
+    """Generator states, counters and per-layer lists are tensors too (no ``_extra_state`` objects), so a policy's
+    state dict loads with ``torch.load(weights_only=True)``; and it round-trips exactly."""
+    import io
+
+    kwargs = {
+        "cbp": {"maturity_threshold": 3, "replacement_rate": 0.2},
+        "redo": {"every": 2, "tau": 0.5, "window": True},
+        "reset-head": {"every": 3},
+        "shrink-perturb": {"noise_std": 1e-3},
+    }.get(name, {})
+    model = PPO(
+        PlasticityActorCriticPolicy,
+        "Pendulum-v1",
+        n_steps=64,
+        batch_size=32,
+        n_epochs=2,
+        seed=0,
+        policy_kwargs=dict(plasticity_method=name, method_kwargs=kwargs, net_arch=[16, 16]),
+    )
+    model.learn(256)
+    state = model.policy.state_dict()
+    assert not [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    assert not [k for k in state if k.endswith("_extra_state")]
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    reloaded = torch.load(buffer, weights_only=True)
+    twin = PPO(
+        PlasticityActorCriticPolicy,
+        "Pendulum-v1",
+        n_steps=64,
+        seed=1,
+        policy_kwargs=dict(plasticity_method=name, method_kwargs=kwargs, net_arch=[16, 16]),
+    )
+    twin.policy.load_state_dict(reloaded)
+    assert state_equal(state, twin.policy.state_dict())

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from stable_baselines3 import PPO
 from torch import nn
 
-from syre_rl.baselines import ResetAll, ResetHead, make_method
 from syre_rl.envs import RegimeSchedule, VecCartPole, make_vec_env, observation_map
+from syre_rl.methods import ResetAll, ResetHead, make_method
 from syre_rl.plasticity import hidden_layer_groups
 from syre_rl.policies.layers import LayerNormLeakyReLU, LayerNormReLU, activation_class
 from syre_rl.presets import PROJECT_ROOT

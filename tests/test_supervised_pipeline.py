@@ -264,7 +264,7 @@ def test_stacked_member_equals_the_same_seed_trained_alone_for_every_method():
 def test_reset_entries_are_found_in_every_stacked_and_plain_layout():
     """The Adam reset clock's flat indices of a unit's rows equal the entries a mask written through the same
     view marks, for stacked in/out layers and plain Linear ones."""
-    from syre_rl.baselines.resets import _flat_rows, in_view, out_view
+    from syre_rl.methods.resets import _flat_rows, in_view, out_view
 
     stacked = MLP(5, [4], 3, member_generators([0, 1, 2])).layers
     plain = nn.Linear(5, 4)

@@ -17,9 +17,9 @@ from stable_baselines3 import PPO
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from syre_rl.policies import SyreActorCriticPolicy
+from syre_rl.policies.choices import POLICY_CHOICES
 from syre_rl.presets import PROJECT_ROOT
 from syre_rl.rl.agents import AGENT_SCHEMAS, agent_preset_names, load_agent_preset
-from syre_rl.rl.methods import POLICY_CHOICES
 from syre_rl.rl.model import policy_kwargs
 
 SCRIPT = PROJECT_ROOT / "scripts" / "train_ppo.py"
@@ -208,15 +208,15 @@ def test_every_agent_preset_validates_and_the_paper_arms_share_one_decay():
 
 
 def test_the_syre_group_is_syres_keyword_arguments_validated_by_syre(tmp_path, monkeypatch):
-    """One group, one default (the policies'), one validator (Syre): flags and presets set its keys."""
-    from syre_rl.policies.mixin import DEFAULT_SYRE_KWARGS
+    """One group, one default (SyreConfig's), one validator (SyreConfig): flags and presets set its keys."""
+    from syre_rl.core import SyreConfig
     from syre_rl.presets import PresetError
     from syre_rl.rl.agents import SYRE_KEYS
     from syre_rl.rl.train import agent_settings
 
-    assert load_agent_preset("ppo", "default").syre_kwargs() == DEFAULT_SYRE_KWARGS
+    assert load_agent_preset("ppo", "default").syre == SyreConfig()
     preset = agent_settings("ppo", "syre-paper-syre", {"syre": {"mode": "decoupled"}})
-    assert preset.syre == {"gamma": 2e-3, "sigma0": 0.01, "mode": "decoupled", "anchor_scale": "fan_in"}
+    assert preset.syre == SyreConfig(gamma=2e-3, sigma0=0.01, mode="decoupled", anchor_scale="fan_in")
     assert {"anchor_scale"} <= set(SYRE_KEYS)
     assert {"gamma", "sigma0", "spread", "mode", "include", "exclude", "seed"} <= set(SYRE_KEYS)
     (tmp_path / "ppo.yaml").write_text(

@@ -17,8 +17,8 @@ import time
 import torch
 from torch import nn
 
-from syre_rl.baselines import AdamResetClock
 from syre_rl.cli import OneLineParser, positive_int
+from syre_rl.methods import AdamResetClock
 
 
 def main(argv: list[str] | None = None) -> int:

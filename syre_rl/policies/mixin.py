@@ -1,44 +1,36 @@
 """The one mechanism every policy here shares: attach a method module to each optimizer SB3 built.
 
-A method (syre, or a competing plasticity method from :mod:`syre_rl.baselines`) acts through its optimizer's step
-hooks. It is a submodule of the *policy* (never of SB3's actor or critic, whose ``state_dict`` SB3 copies between
+A method of the registry :mod:`syre_rl.methods` (syre, or a competing plasticity method) acts through its
+optimizer's step hooks; :class:`MethodMixin` carries any of them, :class:`SyreMixin` is it with syre fixed. The
+method is a submodule of the *policy* (never of SB3's actor or critic, whose ``state_dict`` SB3 copies between
 networks and saves on its own), so its tensors are part of ``policy.state_dict()`` and SB3's ``model.save()`` /
 ``PPO.load()`` carry them; its settings are constructor parameters, which SB3 saves too.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from syre_rl.baselines import METHODS as PLASTICITY_METHODS
-from syre_rl.baselines import PlasticityMethod, make_method
-from syre_rl.baselines.base import exclude_patterns
-from syre_rl.core import Syre
+from syre_rl.core import Syre, SyreConfig, peek_seed
+from syre_rl.methods import METHODS
 
-# Decoupled decay (like AdamW: w moves toward its anchor by lr * gamma of the distance per step) toward anchors as
-# large as each tensor's own initial spread (so SB3's small-gain output heads keep small anchors). Chosen by evidence
-# (docs/results/rl/vec-pendulum): the syre paper's PPO setting (coupled 0.002 toward anchors of std
-# 0.01 / sqrt(fan_in)) stopped PPO from learning there and cost half the main job's return; gamma 1.0 kept a little
-# more plasticity (not significant over 5 seeds) but cost return on the main job; 0.1 and 0.01 do no harm that 5 seeds
-# measure, on the fast task's first regime and on the Ant main job (docs/results/rl/main-job); 0.1 acts more.
-DEFAULT_SYRE_KWARGS: dict[str, Any] = {
-    "gamma": 0.1,
-    "sigma0": 1.0,
-    "anchor_scale": "init",
-    "spread": 0.0,
-    "mode": "decoupled",
-}
+__all__ = [
+    "DEFAULT_SYRE_KWARGS",
+    "MethodMixin",
+    "OptimizerMethodMixin",
+    "PlasticityMixin",
+    "SyreMixin",
+    "peek_seed",
+]
 
-
-def peek_seed() -> int:
-    """A seed from torch's global generator that leaves the generator where it was, so that building a syre
-    policy changes nothing a run draws afterwards (``torch.manual_seed`` still fixes the seed)."""
-    with torch.random.fork_rng(devices=[]):
-        return int(torch.randint(0, 2**62, (1,)).item())
+# Read-only view of syre's defaults, kept for code that imported it: the defaults live in SyreConfig.
+DEFAULT_SYRE_KWARGS: Mapping[str, Any] = MappingProxyType(SyreConfig().as_kwargs())
 
 
 class OptimizerMethodMixin:
@@ -77,11 +69,6 @@ class OptimizerMethodMixin:
     def _build_method(self, index: int, owner: nn.Module, optimizer: torch.optim.Optimizer) -> nn.Module:
         raise NotImplementedError
 
-    def _owner_parameters(self, owner: nn.Module, optimizer: torch.optim.Optimizer) -> list[tuple[str, Any]]:
-        """The owner's parameters its optimizer trains (SAC's critic optimizer may skip a shared extractor)."""
-        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        return [(name, p) for name, p in owner.named_parameters() if id(p) in held]
-
     def method_modules(self) -> dict[str, nn.Module]:
         """Owner path -> its method module (``{"": module}`` for actor-critic policies)."""
         return {
@@ -119,55 +106,21 @@ class OptimizerMethodMixin:
         self._reattach_methods()
 
 
-class SyreMixin(OptimizerMethodMixin):
-    """Mix in before an SB3 policy class: ``class P(SyreMixin, ActorCriticPolicy)``.
+class MethodMixin(OptimizerMethodMixin):
+    """Mix in before an SB3 policy class to train it with a method of the registry: ``class P(MethodMixin,
+    ActorCriticPolicy)``, then ``P(..., plasticity_method="redo", method_kwargs={"tau": 0.2})``.
 
-    :param syre_kwargs: keyword arguments of :class:`~syre_rl.core.Syre` (``gamma``, ``sigma0``, ``spread``,
-        ``mode``, ``include``, ``exclude``, ``seed``, ...); missing keys take :data:`DEFAULT_SYRE_KWARGS`. Like
-        every method, syre leaves :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE` (SB3's ``log_std``) alone; an
-        ``exclude`` adds to it. ``seed=None`` takes a seed from torch's global generator
-        without advancing it and records it, so a saved policy rebuilds with the same anchors.
-    """
+    :param plasticity_method: a name of :data:`syre_rl.methods.METHODS` (``"syre"``, ``"l2"``, ``"cbp"``, ...).
+    :param method_kwargs: that method's settings (its class's defaults otherwise; for ``"syre"`` a
+        :class:`~syre_rl.core.SyreConfig` or a mapping of its fields). An ``exclude`` adds to
+        :data:`~syre_rl.methods.base.DEFAULT_EXCLUDE`.
 
-    method_attribute = "syre"
-
-    def __init__(self, *args: Any, syre_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.syre_kwargs = {**DEFAULT_SYRE_KWARGS, **(syre_kwargs or {})}
-        if self.syre_kwargs.get("seed") is None:
-            self.syre_kwargs["seed"] = peek_seed()
-        self._attach_methods()
-
-    def _build_method(self, index: int, owner: nn.Module, optimizer: torch.optim.Optimizer) -> nn.Module:
-        kwargs = dict(self.syre_kwargs)
-        kwargs["exclude"] = exclude_patterns(kwargs.get("exclude"), kwargs.get("include")) or None
-        kwargs["seed"] = (kwargs["seed"] + index) % 2**62  # one anchor seed per optimizer
-        syre = Syre(self._owner_parameters(owner, optimizer), **kwargs)
-        syre.attach(optimizer)
-        return syre
-
-    def _reattach_methods(self) -> None:
-        for path, syre in self.method_modules().items():
-            syre.attach(self.get_submodule(path).optimizer)  # type: ignore[attr-defined]
-
-    @property
-    def syre_modules(self) -> dict[str, Syre]:
-        """Owner path -> its Syre (``{"": syre}`` for actor-critic policies), for logging and tests."""
-        return self.method_modules()  # type: ignore[return-value]
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data["syre_kwargs"] = self.syre_kwargs
-        return data
-
-
-class PlasticityMixin(OptimizerMethodMixin):
-    """Mix in before an SB3 policy class to train it with a competing plasticity method.
-
-    :param plasticity_method: a name of :data:`syre_rl.baselines.METHODS` (``"l2"``, ``"l2-init"``,
-        ``"shrink-perturb"``, ``"cbp"``, ``"redo"``, ``"ns-adam"``).
-    :param method_kwargs: keyword arguments of that method (reference settings otherwise); an ``exclude`` adds
-        to :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
+    The method class builds one method module per optimizer (:meth:`~syre_rl.methods.PlasticityMethod.for_optimizer`)
+    and says which settings the policy records (:meth:`~syre_rl.methods.PlasticityMethod.policy_settings`: syre
+    records every setting and its anchor seed). The module sits under the attribute ``syre`` for syre (a
+    :class:`~syre_rl.core.Syre`, as in the ``Syre*`` policies, so the two carry the very same state dict) and
+    ``plasticity_method`` for the others. A policy with a method that cannot be copied (hooks on the network)
+    refuses deepcopy and pickling; save and load the model instead.
     """
 
     method_attribute = "plasticity_method"
@@ -176,36 +129,92 @@ class PlasticityMixin(OptimizerMethodMixin):
         self,
         *args: Any,
         plasticity_method: str,
-        method_kwargs: dict[str, Any] | None = None,
+        method_kwargs: SyreConfig | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if plasticity_method not in PLASTICITY_METHODS:
+        if plasticity_method not in METHODS:
             raise ValueError(
-                f"plasticity_method must be one of {', '.join(PLASTICITY_METHODS)}, got {plasticity_method!r}"
+                f"plasticity_method must be one of {', '.join(METHODS)}, got {plasticity_method!r}"
             )
         super().__init__(*args, **kwargs)
         self.plasticity_method_name = plasticity_method
-        self.method_kwargs = dict(method_kwargs or {})
+        # After SB3 has built the networks: a seed syre takes from torch's global generator is the one the
+        # generator holds now (syre peeks at it without advancing it).
+        self.method_kwargs = METHODS[plasticity_method].policy_settings(method_kwargs)
+        if plasticity_method == "syre":
+            self.method_attribute = "syre"
         self._attach_methods()
 
-    def _build_method(
-        self, index: int, owner: nn.Module, optimizer: torch.optim.Optimizer
-    ) -> PlasticityMethod:
-        return make_method(self.plasticity_method_name, owner, optimizer, **self.method_kwargs)
+    def _build_method(self, index: int, owner: nn.Module, optimizer: torch.optim.Optimizer) -> nn.Module:
+        return METHODS[self.plasticity_method_name].for_optimizer(owner, optimizer, index, self.method_kwargs)
+
+    @property
+    def syre_config(self) -> SyreConfig | None:
+        """The syre settings (with the policy's anchor seed), or ``None`` for another method."""
+        if self.plasticity_method_name != "syre":
+            return None
+        return SyreConfig.from_mapping(self.method_kwargs)
+
+    @property
+    def syre_modules(self) -> dict[str, Syre]:
+        """Owner path -> its Syre (``{"": syre}`` for actor-critic policies; empty for other methods), for
+        logging and tests."""
+        if self.plasticity_method_name != "syre":
+            return {}
+        return self.method_modules()  # type: ignore[return-value]
+
+    # -------------------------------------------------------------------------------------------- copies
+    def _copyable(self) -> None:
+        if not METHODS[self.plasticity_method_name].copyable:
+            raise TypeError(
+                f"{type(self).__name__} cannot be copied or unpickled: its {self.plasticity_method_name!r} method "
+                "keeps hooks on the optimizer and the network that a copy would not carry over; save and load the "
+                "model"
+            )
 
     def _reattach_methods(self) -> None:  # unpickling
-        raise self._not_copyable()
+        self._copyable()
+        for path, module in self.method_modules().items():
+            module.attach(self.get_submodule(path).optimizer)  # type: ignore[attr-defined]
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        raise self._not_copyable()
+        self._copyable()
+        reductor = self.__reduce_ex__(4)
+        return copy._reconstruct(self, memo, *reductor)  # type: ignore[attr-defined]
 
-    def _not_copyable(self) -> TypeError:
-        return TypeError(
-            f"{type(self).__name__} cannot be copied or unpickled: its {self.plasticity_method_name!r} method keeps "
-            "hooks on the optimizer and the network that a copy would not carry over; save and load the model"
-        )
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()  # type: ignore[misc]
+        data.update(plasticity_method=self.plasticity_method_name, method_kwargs=self.method_kwargs)
+        return data
+
+
+# The name of the first release: the mixin of the Plasticity* policies.
+PlasticityMixin = MethodMixin
+
+
+class SyreMixin(MethodMixin):
+    """:class:`MethodMixin` with the method fixed to syre: ``class P(SyreMixin, ActorCriticPolicy)``.
+
+    :param syre_kwargs: a :class:`~syre_rl.core.SyreConfig` or a mapping of its fields (``gamma``, ``sigma0``,
+        ``spread``, ``mode``, ``include``, ``exclude``, ``seed``, ...); fields left out take SyreConfig's defaults,
+        the same as the registry's syre (``make_method("syre", ...)``). Like every method, syre leaves
+        :data:`~syre_rl.methods.base.DEFAULT_EXCLUDE` (SB3's ``log_std``) alone; an ``exclude`` adds to it.
+        ``seed=None`` takes a seed from torch's global generator without advancing it and records it, so a saved
+        policy rebuilds with the same anchors.
+    """
+
+    def __init__(
+        self, *args: Any, syre_kwargs: SyreConfig | Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, plasticity_method="syre", method_kwargs=syre_kwargs, **kwargs)
+
+    @property
+    def syre_kwargs(self) -> dict[str, Any]:
+        """Every syre setting and the anchor seed (what SB3 saves as the policy's ``syre_kwargs``)."""
+        return self.method_kwargs
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(plasticity_method=self.plasticity_method_name, method_kwargs=self.method_kwargs)
+        del data["plasticity_method"]
+        data["syre_kwargs"] = data.pop("method_kwargs")
         return data

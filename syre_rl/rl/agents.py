@@ -9,44 +9,18 @@ be copied across.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import torch
-
-from syre_rl.baselines import METHODS, check_method_kwargs
-from syre_rl.core import Syre
-from syre_rl.policies.mixin import DEFAULT_SYRE_KWARGS
+from syre_rl.core import SyreConfig
+from syre_rl.methods import METHODS, check_method_kwargs
 from syre_rl.presets import load_preset, preset_dir, preset_names
 
 AGENT_DIR = preset_dir("agents")
 
 
-# The keyword arguments of Syre a preset may set: all but the model and the tensors given in code.
-SYRE_KEYS = tuple(
-    name
-    for name in inspect.signature(Syre.__init__).parameters
-    if name not in ("self", "module_or_named_params", "fan_in", "anchors", "diagonals")
-)
-
-
-def check_syre_kwargs(kwargs: dict[str, Any]) -> None:
-    """Raise ValueError unless ``kwargs`` (over the defaults) are settings ``Syre`` accepts.
-
-    ``Syre`` is the one validator: it is built once on a stand-in parameter (patterns are checked for their
-    type; what they select depends on the policy).
-    """
-    unknown = sorted(set(kwargs) - set(SYRE_KEYS))
-    if unknown:
-        raise ValueError(
-            f"field 'syre': unknown key(s) {', '.join(unknown)}; allowed: {', '.join(SYRE_KEYS)}"
-        )
-    settings = {k: v for k, v in {**DEFAULT_SYRE_KWARGS, **kwargs}.items() if k not in ("include", "exclude")}
-    try:
-        Syre([("weight", torch.zeros(1, 1, requires_grad=True))], **settings)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"field 'syre': {err}") from None
+# The keys a preset's syre group may set: the fields of SyreConfig.
+SYRE_KEYS = SyreConfig.settings()
 
 
 def _positive(preset: Any, *names: str) -> None:
@@ -72,16 +46,16 @@ class AgentPreset:
     :param adam_eps: Adam's eps (SB3 uses 1e-5 for on-policy algorithms, torch 1e-8)
     :param weight_decay: Adam's coupled weight decay toward 0 (the weight-decay arm of the syre paper)
     :param gamma: discount factor
-    :param method: plasticity method, a name of the registry :data:`syre_rl.baselines.METHODS`
-    :param syre: keyword arguments of :class:`syre_rl.core.Syre` for the method ``syre`` (``gamma``: the decay
-        toward the anchors, ``sigma0``: anchor std ``sigma0 / sqrt(fan_in)``, ``spread``, ``mode``, ``include``,
-        ``exclude``, ...); keys left out take :data:`syre_rl.policies.mixin.DEFAULT_SYRE_KWARGS`, the
-        project's default (decoupled 0.1 toward anchors at each tensor's initial spread). Validated by ``Syre`` itself when the preset is built.
+    :param method: plasticity method, a name of the registry :data:`syre_rl.methods.METHODS`
+    :param syre: the settings of the method ``syre``, a :class:`syre_rl.core.SyreConfig` (in YAML a mapping of
+        its fields: ``gamma``, the decay toward the anchors, ``sigma0``, ``anchor_scale``, ``spread``, ``mode``,
+        ``include``, ``exclude``, ...); fields left out take SyreConfig's defaults, the project's (decoupled 0.1
+        toward anchors at each tensor's initial spread). Validated by SyreConfig when the preset is built.
     :param method_kwargs: settings of the competing methods, by method name (``{redo: {tau: 0.1}}``); a method
         not named here runs with its reference settings
     :param change_reset: glob patterns of policy parameters reset at every regime change whatever the method
         (e.g. ``[action_net.*, log_std]``): part of a benchmark's definition, not an arm (see
-        :class:`~syre_rl.baselines.ResetHead`)
+        :class:`~syre_rl.methods.ResetHead`)
     :param plasticity_every: environment steps between plasticity measurements in TensorBoard (0: none)
     :param eval_freq: environment steps between evaluations (0: no evaluation)
     :param eval_episodes: episodes per evaluation (deterministic actions)
@@ -105,7 +79,7 @@ class AgentPreset:
     weight_decay: float = 0.0
     gamma: float = 0.99
     method: str = "none"
-    syre: dict[str, Any] = field(default_factory=dict)
+    syre: SyreConfig | dict[str, Any] = field(default_factory=SyreConfig)
     method_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     change_reset: list[str] = field(default_factory=list)
     plasticity_every: int = 10_000
@@ -128,7 +102,10 @@ class AgentPreset:
             raise ValueError(f"field 'adam_betas' must be two numbers in [0, 1), got {self.adam_betas!r}")
         if not self.weight_decay >= 0:
             raise ValueError(f"field 'weight_decay' must be >= 0, got {self.weight_decay!r}")
-        check_syre_kwargs(self.syre)
+        try:
+            self.syre = SyreConfig.from_mapping(self.syre)
+        except ValueError as err:
+            raise ValueError(f"field 'syre': {err}") from None
         if self.method not in METHODS:
             raise ValueError(f"field 'method': {self.method!r} is not one of {', '.join(METHODS)}")
         check_method_kwargs(self.method_kwargs)
@@ -143,8 +120,9 @@ class AgentPreset:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in shared}
 
     def syre_kwargs(self) -> dict[str, Any]:
-        """``policy_kwargs["syre_kwargs"]`` for the syre policies: the defaults with the preset's ``syre`` group."""
-        return {**DEFAULT_SYRE_KWARGS, **self.syre}
+        """The ``syre`` group as a plain mapping, every field (for flags over the preset, config files)."""
+        assert isinstance(self.syre, SyreConfig)  # made one in __post_init__
+        return self.syre.as_kwargs()
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 
-from syre_rl.baselines import PlasticityMethod, ResetHead
+from syre_rl.methods import PlasticityMethod, ResetHead
 from syre_rl.policies.mixin import peek_seed
 from syre_rl.rl.run_dir import DivergedError, RunDir, check_finite
 
@@ -55,7 +55,7 @@ class TaskChangeCallback(BaseCallback):
 
     :param change_reset: glob patterns of policy parameters reset at every change whatever the method (a
         benchmark's :attr:`~syre_rl.rl.agents.AgentPreset.change_reset`), by a
-        :class:`~syre_rl.baselines.ResetHead` kept outside the policy, so saved models are those of the method
+        :class:`~syre_rl.methods.ResetHead` kept outside the policy, so saved models are those of the method
     """
 
     def __init__(self, change_reset: Sequence[str] = ()) -> None:

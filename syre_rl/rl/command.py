@@ -19,7 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from syre_rl.cli import EXIT_INTERRUPTED, OneLineParser, finite_float, positive_int, seed_int
+from syre_rl.cli import EXIT_INTERRUPTED, OneLineParser, positive_int, seed_int
+from syre_rl.core import SyreConfig
+from syre_rl.flags import add_dataclass_flags, collect_dataclass_flags
 from syre_rl.lifecycle import run_command
 
 PROG = "train_ppo.py"
@@ -27,9 +29,9 @@ ALGOS = ("a2c", "ppo", "sac")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from syre_rl.rl.methods import POLICY_CHOICES  # noqa: PLC0415  (imports Stable-Baselines3)
+    from syre_rl.policies.choices import POLICY_CHOICES  # noqa: PLC0415  (imports Stable-Baselines3)
 
-    renamed = {f"--{key}": f"--syre-{key}" for key in ("sigma0", "gamma", "anchor-scale", "spread", "mode")}
+    renamed = {f"--{key}": f"--syre-{key}" for key in ("sigma0", "gamma", "anchor-scale", "spread", "mode")}  # old aliases
     parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0], renamed=renamed)
     parser.add_argument("--algo", choices=ALGOS, help="agents/<algo>.yaml (default ppo)")
     parser.add_argument("--preset", help="preset of agents/<algo>.yaml (default: default)")
@@ -41,16 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if name != "none":
             flag = f"--{name.replace('_', '-')}"
             method.add_argument(flag, dest="method", action="store_const", const=name, help=build.__doc__)
-    syre = parser.add_argument_group("syre settings (keys of the preset's syre group)")
-    syre.add_argument("--syre-sigma0", dest="sigma0", type=finite_float, help="anchor scale, see --syre-anchor-scale")
-    syre.add_argument("--syre-gamma", dest="gamma", type=finite_float,
-                      help="syre's decay strength toward the anchors (not the discount: the preset's gamma)")  # fmt: skip
-    syre.add_argument("--syre-anchor-scale", dest="anchor_scale", choices=["fan_in", "init", "absolute"],
-                      help="what sigma0 is relative to: fan_in (sigma0/sqrt(fan_in)), init (each tensor's initial "
-                      "std), absolute")  # fmt: skip
-    syre.add_argument("--syre-spread", dest="spread", type=finite_float, help="spread of the diagonal D, in [0, 1)")
-    syre.add_argument("--syre-mode", dest="mode", choices=["coupled", "decoupled"],
-                      help="like Adam's weight_decay or like AdamW")  # fmt: skip
+    syre = parser.add_argument_group("syre settings (over the preset's syre group; need --syre)")
+    add_dataclass_flags(syre, SyreConfig, prefix="syre-")
     parser.add_argument(
         "--layer-norm", action="store_true", default=None, help="LayerNorm before every hidden activation"
     )
@@ -81,13 +75,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         "n_envs": args.n_envs,
         "method": args.method,
         "layer_norm": args.layer_norm,
-        "syre": {
-            "sigma0": args.sigma0,
-            "gamma": args.gamma,
-            "spread": args.spread,
-            "mode": args.mode,
-            "anchor_scale": args.anchor_scale,
-        },
+        "syre": collect_dataclass_flags(args, SyreConfig),
     }
 
 

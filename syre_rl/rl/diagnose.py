@@ -39,9 +39,9 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from torch import nn
 
 from syre_rl import runs
-from syre_rl.baselines.reinit import matching_parameters
 from syre_rl.cli import OneLineParser, check_writable, positive_int
 from syre_rl.lifecycle import run_command
+from syre_rl.methods.reinit import matching_parameters
 from syre_rl.presets import build_preset
 from syre_rl.rl.agents import AgentPreset, PPOPreset
 from syre_rl.rl.continual import EpisodeReturnsCallback

@@ -32,21 +32,21 @@ from typing import Any
 
 from syre_rl import runs
 from syre_rl.cli import OneLineParser, UsageError, finite_float, positive_int, seed_int
+from syre_rl.core import SyreConfig
+from syre_rl.flags import add_dataclass_flags, collect_dataclass_flags
 from syre_rl.lifecycle import run_command
 from syre_rl.presets import build_preset, runs_root
 from syre_rl.rl.agents import AgentPreset, agent_preset_names, load_agent_preset
 
 PROG = "rl_plasticity.py"
 KIND = "rl-plasticity"
-SYRE_FLAGS = {"sigma0": "--syre-sigma0", "gamma": "--syre-gamma", "mode": "--syre-mode",
-              "anchor_scale": "--syre-anchor-scale"}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from syre_rl.policies.choices import POLICY_CHOICES  # noqa: PLC0415  (Stable-Baselines3)
     from syre_rl.policies.layers import ACTIVATIONS  # noqa: PLC0415  (torch)
-    from syre_rl.rl.methods import POLICY_CHOICES  # noqa: PLC0415  (Stable-Baselines3)
 
-    renamed = {f"--{key.replace('_', '-')}": flag for key, flag in SYRE_FLAGS.items()}
+    renamed = {f"--{key}": f"--syre-{key}" for key in ("sigma0", "gamma", "mode", "anchor-scale")}  # old aliases
     p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0], renamed=renamed)
     p.add_argument("--preset", default="vec-pendulum", help="preset of agents/ppo.yaml (default vec-pendulum)")
     p.add_argument("--env", help="a continuing task preset (default: the preset's)")
@@ -55,12 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if name != "none":
             flag = f"--{name.replace('_', '-')}"
             method.add_argument(flag, dest="method", action="store_const", const=name, help=build.__doc__)
-    syre = p.add_argument_group("syre settings (keys of the preset's syre group)")
-    syre.add_argument("--syre-sigma0", dest="sigma0", type=finite_float, help="syre anchor scale")
-    syre.add_argument("--syre-gamma", dest="gamma", type=finite_float, help="syre decay strength")
-    syre.add_argument("--syre-mode", dest="mode", choices=["coupled", "decoupled"], help="syre decay mode")
-    syre.add_argument("--syre-anchor-scale", dest="anchor_scale", choices=["fan_in", "init", "absolute"],
-                      help="what sigma0 is relative to")  # fmt: skip
+    syre = p.add_argument_group("syre settings (over the preset's syre group; need --syre)")
+    add_dataclass_flags(syre, SyreConfig, prefix="syre-")
     p.add_argument("--method-kwargs", type=json_object,
                    help='settings of the chosen method as JSON, over the preset\'s (e.g. \'{"form": "boundary"}\')')  # fmt: skip
     p.add_argument("--layer-norm", action="store_true", help="LayerNorm before every hidden activation")
@@ -111,11 +107,11 @@ def preset_from_args(args: argparse.Namespace) -> AgentPreset:
             raise UsageError("--method-kwargs needs a competing method (--syre takes --syre-gamma, --syre-sigma0, ...)")
         settings = {**preset.method_kwargs.get(method, {}), **args.method_kwargs}
         overrides["method_kwargs"] = {**preset.method_kwargs, method: settings}
-    syre = {k: getattr(args, k) for k in SYRE_FLAGS if getattr(args, k) is not None}
+    syre = collect_dataclass_flags(args, SyreConfig)
     if syre and method != "syre":
-        raise UsageError(f"{SYRE_FLAGS[next(iter(syre))]} needs --syre")
+        raise UsageError(f"--syre-{next(iter(syre)).replace('_', '-')} needs --syre")
     if syre:
-        overrides["syre"] = {**preset.syre, **syre}
+        overrides["syre"] = {**preset.syre_kwargs(), **syre}
     return build_preset(type(preset), {**dataclasses.asdict(preset), **overrides}, f"ppo:{args.preset}")
 
 

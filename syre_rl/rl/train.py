@@ -96,7 +96,7 @@ def agent_settings(algo: str, preset_name: str, overrides: dict[str, Any] | None
     syre = {k: v for k, v in overrides.pop("syre", {}).items() if v is not None}
     if syre and overrides.get("method", preset.method) != "syre":
         raise UsageError(f"--syre-{next(iter(syre))} needs --syre (or a preset with method: syre)")
-    fields = {**dataclasses.asdict(preset), **overrides, "syre": {**preset.syre, **syre}}
+    fields = {**dataclasses.asdict(preset), **overrides, "syre": {**preset.syre_kwargs(), **syre}}
     preset = build_preset(AGENT_SCHEMAS[algo], fields, f"agents/{algo}.yaml:{preset_name} with flags")
     try:
         resolve_env(preset.env)

@@ -2,7 +2,7 @@
 
 ``data``: datasets as tensors on the device, index batches. ``ensemble``: members stacked in one model, and the
 per-member decay toward syre anchors. ``models``: the stacked networks. ``methods``: the one place where each
-member's method (a name of the registry :data:`syre_rl.baselines.METHOD_NAMES`) is chosen. ``train``: the training loop, checkpoints, results. ``experiments``: the experiments.
+member's method (a name of the registry :data:`syre_rl.methods.METHOD_NAMES`) is chosen. ``train``: the training loop, checkpoints, results. ``experiments``: the experiments.
 """
 
 from syre_rl.supervised.experiments import EXPERIMENTS

@@ -30,7 +30,7 @@ class SupervisedPreset:
     :param methods: method names (the registry's: ``none``, ``l2``, ``syre``, ``l2-init``, ``shrink-perturb``,
         ``cbp``, ``redo``, ``dropout``), compared side by side in one stacked model; any mix.
     :param method_kwargs: settings of ``l2-init``, ``shrink-perturb``, ``cbp`` and ``redo`` (keyword arguments of
-        their :mod:`syre_rl.baselines` classes) by method name; unset ones keep the reference settings.
+        their :mod:`syre_rl.methods` classes) by method name; unset ones keep the reference settings.
     :param weight_decay: decay strengths swept by ``l2`` and ``syre`` (``decay_mode`` says which convention).
     :param sigma0: anchor scales swept by ``syre`` (the anchor std is ``sigma0 / sqrt(fan_in)``).
     :param dropout: rates swept by the ``dropout`` method.

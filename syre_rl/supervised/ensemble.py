@@ -10,7 +10,7 @@ larger kernels.
 Weight decay and syre differ per member (a weight-decay sweep is ``E`` strengths), so :func:`member_decay` builds
 one :class:`syre_rl.core.Syre` with a given per-element ``D`` (``gamma_e`` on member ``e``'s slice) and given
 anchors (``sigma0_e * theta0_e``, drawn from member ``e``'s seed, fan-in of the member's layer, not of the stack).
-Stacked layers say ``stacked = True``: the competing methods of :mod:`syre_rl.baselines` then act per member.
+Stacked layers say ``stacked = True``: the competing methods of :mod:`syre_rl.methods` then act per member.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class StackedLinear(nn.Module):
     :param generators: one per member (see :func:`member_generators`); initialised like ``nn.Linear``.
     """
 
-    stacked = True  # weights [members, ...]: the methods of syre_rl.baselines act on each member on its own
+    stacked = True  # weights [members, ...]: the methods of syre_rl.methods act on each member on its own
 
     def __init__(self, in_features: int, out_features: int, generators: Sequence[torch.Generator]) -> None:
         super().__init__()

@@ -1,7 +1,7 @@
 """Which method each member of a stacked run uses: the one place where a supervised member's method is chosen.
 
 A run compares methods side by side in one batched model. Method names are those of the one registry
-(:data:`syre_rl.baselines.METHOD_NAMES`); :data:`MEMBER_RULES` turns the sweep values of a preset (weight
+(:data:`syre_rl.methods.METHOD_NAMES`); :data:`MEMBER_RULES` turns the sweep values of a preset (weight
 decays, anchor scales, dropout rates) and the methods' settings (``method_kwargs``) into members, each with its
 own settings and seed. Every method mixes freely with every other in one run:
 
@@ -9,7 +9,7 @@ own settings and seed. Every method mixes freely with every other in one run:
   (``method_kwargs['l2-init']['weight_decay']``) are one per-member decay (:func:`member_decay`: strength and
   anchor per member, anchors from each member's own seed);
 - ``dropout`` (swept over ``dropout``) changes the forward pass;
-- ``shrink-perturb``, ``cbp`` and ``redo`` are the :mod:`syre_rl.baselines` classes acting on their members of the
+- ``shrink-perturb``, ``cbp`` and ``redo`` are the :mod:`syre_rl.methods` classes acting on their members of the
   stacked layers only, each member with its own utilities, counters and generator (seeded by the member's seed);
   their coupled weight decay (the ``weight_decay`` setting) joins the per-member decay.
 
@@ -19,7 +19,6 @@ optimizer setting shared by all members: set the preset's ``adam_betas: [0.99, 0
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from syre_rl import baselines
+from syre_rl import methods as plasticity
 from syre_rl.supervised.data import mix_seed
 from syre_rl.supervised.ensemble import member_decay
 from syre_rl.supervised.models import stacked_hidden_layers
@@ -45,7 +44,7 @@ __all__ = [
     "on_task_change",
 ]
 
-# Methods of syre_rl.baselines built per run, acting on their members' slices of the stacked layers.
+# Methods of syre_rl.methods built per run, acting on their members' slices of the stacked layers.
 UNIT_METHODS = ("shrink-perturb", "cbp", "redo")
 # Settings the pipeline gives those methods itself.
 _PIPELINE_SETTINGS = ("layers", "members", "seed")
@@ -102,7 +101,7 @@ def method_weight_decay(name: str, method_kwargs: Mapping[str, Mapping[str, Any]
         return 0.0
     if "weight_decay" in kwargs:
         return float(kwargs["weight_decay"])
-    return float(inspect.signature(baselines.METHODS[name]).parameters["weight_decay"].default)
+    return float(plasticity.METHODS[name].defaults()["weight_decay"])
 
 
 def _configured(name: str) -> Callable[[Sweep, int], list[Member]]:
@@ -151,12 +150,12 @@ def check_methods(methods: Sequence[str], method_kwargs: Mapping[str, Mapping[st
                 f"field 'method_kwargs': {name!r} takes no settings here (choose from {', '.join(_CONFIGURED)}; "
                 "l2 and syre take the weight_decay and sigma0 fields)"
             )
-    baselines.check_method_kwargs(method_kwargs, exclude=_PIPELINE_SETTINGS)
+    plasticity.check_method_kwargs(method_kwargs, exclude=_PIPELINE_SETTINGS)
     for name, kwargs in method_kwargs.items():
-        parameters = inspect.signature(baselines.METHODS[name]).parameters
+        defaults = plasticity.METHODS[name].defaults()
         for key, value in kwargs.items():
-            _check_value(name, key, value, parameters[key].default)
-        if name == "shrink-perturb" and kwargs.get("form", "continual") not in baselines.ShrinkPerturb.FORMS:
+            _check_value(name, key, value, defaults[key])
+        if name == "shrink-perturb" and kwargs.get("form", "continual") not in plasticity.ShrinkPerturb.FORMS:
             raise ValueError("field 'method_kwargs': shrink-perturb.form must be one of continual, boundary")
 
 
@@ -221,7 +220,7 @@ def attach_methods(
         if name != "shrink-perturb":
             kwargs["layers"] = stacked_hidden_layers(model)
         seeds = [method_seed(members[e], name) for e in index]
-        attached[name] = baselines.make_method(name, model, optimizer, members=index, seed=seeds, **kwargs)
+        attached[name] = plasticity.make_method(name, model, optimizer, members=index, seed=seeds, **kwargs)
     return attached
 
 
@@ -243,5 +242,5 @@ def method_metrics(methods: nn.ModuleDict, members: int) -> dict[str, list[float
 def on_task_change(methods: nn.ModuleDict) -> None:
     """Tell every attached method that a new task starts (Shrink & Perturb's boundary form acts then)."""
     for method in methods.values():
-        if isinstance(method, baselines.PlasticityMethod):
+        if isinstance(method, plasticity.PlasticityMethod):
             method.on_task_change()

@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from syre_rl.baselines import resets
+from syre_rl.methods import resets
 from syre_rl.presets import PROJECT_ROOT
 
 stats = {"calls": 0, "mismatch": 0, "entries": 0, "nonint": 0}

@@ -1,4 +1,5 @@
-"""Each method of the one registry (:data:`syre_rl.baselines.METHODS`) as the SB3 policy that carries it.
+"""Each method of the one registry (:data:`syre_rl.methods.METHODS`) as the SB3 policy that carries it: the one
+place a method name maps to its class (the registry) and to its policy (here).
 
 This is the one place a method plugs into model building (:func:`syre_rl.rl.model.build_model`):
 :data:`POLICY_CHOICES` maps every registry name to a function ``(algo, preset, policy_kwargs) -> (policy,
@@ -14,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from stable_baselines3.common.policies import BasePolicy
 
-from syre_rl import baselines
-from syre_rl.policies import (
+from syre_rl import methods as plasticity
+from syre_rl.policies.catalog import (
     PlasticityActorCriticPolicy,
     PlasticitySACPolicy,
     SyreActorCriticPolicy,
@@ -43,10 +44,10 @@ def plain(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> Poli
 
 def syre(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> PolicyChoice:
     """Train with syre: decay toward fixed random anchors (settings: the preset's syre group)."""
-    return SYRE_POLICIES[algo], {**policy_kwargs, "syre_kwargs": preset.syre_kwargs()}
+    return SYRE_POLICIES[algo], {**policy_kwargs, "syre_kwargs": preset.syre}
 
 
-# The policy that carries a competing method (syre_rl.baselines) for each algorithm.
+# The policy that carries a competing method (syre_rl.methods) for each algorithm.
 PLASTICITY_POLICIES: dict[str, type[BasePolicy]] = {
     "ppo": PlasticityActorCriticPolicy,
     "a2c": PlasticityActorCriticPolicy,
@@ -64,7 +65,7 @@ def competing(name: str) -> PolicyChooser:
             "method_kwargs": dict(preset.method_kwargs.get(name, {})),
         }
 
-    doc = (baselines.METHODS[name].__doc__ or name).strip().splitlines()[0]
+    doc = (plasticity.METHODS[name].__doc__ or name).strip().splitlines()[0]
     method.__doc__ = doc.replace("%", "%%")  # argparse formats help strings
     return method
 
@@ -72,5 +73,5 @@ def competing(name: str) -> PolicyChooser:
 # ``none`` is SB3's own policy and ``syre`` the Syre policies (syre settings: the preset's syre group); every
 # other name of the registry is carried by the Plasticity policies.
 POLICY_CHOICES: dict[str, PolicyChooser] = {
-    name: {"none": plain, "syre": syre}.get(name) or competing(name) for name in baselines.METHODS
+    name: {"none": plain, "syre": syre}.get(name) or competing(name) for name in plasticity.METHODS
 }

@@ -8,15 +8,15 @@ decay toward 0 (Dohare et al. 2024 set it as the optimizer's ``weight_decay``), 
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Iterable, Sequence
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from syre_rl.baselines.base import PlasticityMethod, SeededMethod, exclude_patterns
-from syre_rl.core import Syre
+from syre_rl.core import MAX_SEED, Syre, SyreConfig, matches, patterns, peek_seed
+from syre_rl.methods.base import PlasticityMethod, SeededMethod, exclude_patterns
 
 __all__ = [
     "L2",
@@ -57,43 +57,63 @@ class _Decay(PlasticityMethod):
 
 
 class SyreMethod(_Decay):
-    """syre (Ziyin, Xu & Chuang 2025): weight decay toward fixed random anchors of std ``sigma0 / sqrt(fan_in)``.
+    """syre (Ziyin, Xu & Chuang 2025): weight decay toward fixed random anchors.
 
-    The method interface around :class:`syre_rl.core.Syre`; keyword arguments are Syre's. Defaults are the syre
-    paper's PPO setting (``gamma`` 2e-3, ``sigma0`` 0.01, coupled).
+    The method interface around :class:`syre_rl.core.Syre`. Its settings are :class:`~syre_rl.core.SyreConfig`'s
+    fields, with their defaults (the same in every policy and in this registry): give a ``config``, single
+    settings, or both (settings over the config). Like every method, syre leaves
+    :data:`~syre_rl.methods.base.DEFAULT_EXCLUDE` (SB3's ``log_std``) alone; an ``exclude`` adds to it.
 
-    :param exclude: patterns added to :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
+    In a policy (:class:`~syre_rl.policies.MethodMixin`) the method is the bare :class:`~syre_rl.core.Syre`, one
+    per optimizer, under the policy's ``syre`` attribute (so checkpoints of the ``Syre*`` policies keep their
+    keys): see :meth:`for_optimizer`.
     """
 
     name = "syre"
+    copyable = True
 
     def __init__(
-        self,
-        model: nn.Module,
-        *,
-        gamma: float = 2e-3,
-        sigma0: float = 0.01,
-        spread: float = 0.0,
-        mode: str = "coupled",
-        anchor_scale: str = "fan_in",
-        anchor_storage: str = "tensor",
-        seed: int | None = None,
-        include: str | Iterable[str] | None = None,
-        exclude: str | Iterable[str] | None = None,
+        self, model: nn.Module | Iterable[Any], config: SyreConfig | None = None, **settings: Any
     ) -> None:
         super().__init__()
-        self.decay = Syre(
-            model,
-            gamma=gamma,
-            sigma0=sigma0,
-            spread=spread,
-            mode=mode,
-            anchor_scale=anchor_scale,
-            anchor_storage=anchor_storage,
-            seed=seed,
-            include=include,
-            exclude=exclude_patterns(exclude, include) or None,
-        )
+        self.config = SyreConfig.from_mapping(settings, config)
+        self.decay = Syre(model, self.own_config(self.config))
+
+    @staticmethod
+    def own_config(config: SyreConfig) -> SyreConfig:
+        """``config`` with :data:`~syre_rl.methods.base.DEFAULT_EXCLUDE` added to its ``exclude``."""
+        return dataclasses.replace(config, exclude=exclude_patterns(config.exclude, config.include) or None)
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return dataclasses.asdict(SyreConfig())
+
+    @classmethod
+    def policy_settings(cls, given: SyreConfig | Mapping[str, Any] | None) -> dict[str, Any]:
+        """Every setting (defaults filled in; given ones as given), and a seed: ``None`` takes one from torch's
+        global generator without advancing it (so building a policy changes nothing a run draws afterwards), and
+        records it, so a saved policy rebuilds with the same anchors."""
+        if isinstance(given, SyreConfig):
+            given = given.as_kwargs()
+        given = dict(given or {})
+        settings = {**SyreConfig.from_mapping(given).as_kwargs(), **given}
+        if settings.get("seed") is None:
+            settings["seed"] = peek_seed()
+        return settings
+
+    @classmethod
+    def for_optimizer(
+        cls, owner: nn.Module, optimizer: torch.optim.Optimizer, index: int, settings: Mapping[str, Any]
+    ) -> Syre:
+        """A :class:`~syre_rl.core.Syre` on the parameters of ``owner`` that ``optimizer`` trains, its anchor seed
+        the policy's seed plus ``index`` (one seed per optimizer), attached."""
+        config = SyreConfig.from_mapping(settings)
+        config = dataclasses.replace(cls.own_config(config), seed=(config.seed or 0) + index)
+        config = dataclasses.replace(config, seed=config.seed % MAX_SEED)
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        syre = Syre([(n, p) for n, p in owner.named_parameters() if id(p) in held], config)
+        syre.attach(optimizer)
+        return syre
 
 
 class L2(_Decay):
@@ -106,7 +126,7 @@ class L2(_Decay):
     :param weight_decay: decay strength (penalty ``weight_decay / 2 * ||w||^2``).
     :param include: glob patterns of parameter names to decay (default: all).
     :param exclude: glob patterns of parameter names to leave alone, added to
-        :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
+        :data:`~syre_rl.methods.base.DEFAULT_EXCLUDE`.
     """
 
     name = "l2"
@@ -121,15 +141,15 @@ class L2(_Decay):
     ) -> None:
         super().__init__()
         # An anchor of std 0 is the zero tensor: syre's decay toward it is plain L2.
-        self.decay = Syre(
-            model,
+        config = SyreConfig(
             gamma=weight_decay,
             sigma0=0.0,
+            anchor_scale="fan_in",
             mode="coupled",
             include=include,
             exclude=exclude_patterns(exclude, include) or None,
-            anchors=self._anchors(model),
         )
+        self.decay = Syre(model, config, anchors=self._anchors(model))
 
     def _anchors(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
         """The point the weights decay toward (``None``: zero)."""
@@ -156,8 +176,7 @@ def noisy_layers(
 ) -> list[tuple[str, Tensor, bool]]:
     """``(name, parameter, stacked)`` of every weight and bias of a Linear or convolution (plain or stacked)
     that the patterns select: what Shrink & Perturb perturbs (never norms, embeddings or SB3's ``log_std``)."""
-    include_p = (include,) if isinstance(include, str) else tuple(include) if include is not None else None
-    exclude_p = exclude_patterns(exclude, include)
+    include_p, exclude_p = patterns("include", include), exclude_patterns(exclude, include)
     found = []
     for module_name, module in model.named_modules():
         stacked = bool(getattr(module, "stacked", False))
@@ -165,9 +184,7 @@ def noisy_layers(
             continue
         for param_name, param in module.named_parameters(recurse=False):
             name = f"{module_name}.{param_name}" if module_name else param_name
-            if not param.requires_grad or any(fnmatch.fnmatchcase(name, p) for p in exclude_p):
-                continue
-            if include_p is None or any(fnmatch.fnmatchcase(name, p) for p in include_p):
+            if param.requires_grad and matches(name, include_p, exclude_p):
                 found.append((name, param, stacked))
     return found
 
@@ -191,7 +208,7 @@ class ShrinkPerturb(SeededMethod):
     :param members: for a stacked model (weights ``[members, ...]``), the members perturbed (default all);
         each draws from its own generator.
     :param include: glob patterns of parameter names acted on (default: all).
-    :param exclude: patterns added to :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
+    :param exclude: patterns added to :data:`~syre_rl.methods.base.DEFAULT_EXCLUDE`.
     :param seed: seed of the noise (one per perturbed member for a stacked model).
     """
 

@@ -21,8 +21,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from syre_rl.baselines.base import SeededMethod
-from syre_rl.baselines.regularizers import L2
+from syre_rl.methods.base import SeededMethod
+from syre_rl.methods.regularizers import L2
 from syre_rl.plasticity.activations import HiddenLayer, hidden_layers
 from syre_rl.plasticity.metrics import dormant_mask
 
@@ -172,30 +172,55 @@ class AdamResetClock:
             self._tables[key] = (1 - beta1**counts, (1 - beta2**counts).sqrt())
         return self._tables[key]
 
-    def state(self) -> dict[str, Any]:
-        return {"entries": dict(self.entries), "steps_since_prune": self._steps_since_prune}
+    def state(self) -> dict[str, Tensor]:
+        """The clock as tensors: ``steps_since_prune`` and, per tracked parameter ``i``, ``flat/<i>`` and
+        ``last/<i>``."""
+        out = {"steps_since_prune": torch.tensor(self._steps_since_prune, dtype=torch.int64)}
+        for i, (flat, last) in self.entries.items():
+            out[f"flat/{i}"], out[f"last/{i}"] = flat, last
+        return out
 
-    def load(self, state: dict[str, Any]) -> None:
+    def load(self, state: dict[str, Tensor]) -> None:
+        """Restore :meth:`state` (each tensor moved to its parameter's device)."""
+        indices = sorted(int(k.split("/")[1]) for k in state if k.startswith("flat/"))
         self.entries = {
-            int(i): (flat.to(self.params[int(i)].device), last.to(self.params[int(i)].device))
-            for i, (flat, last) in state["entries"].items()
+            i: (
+                state[f"flat/{i}"].to(self.params[i].device, torch.int64),
+                state[f"last/{i}"].to(self.params[i].device, torch.float32),
+            )
+            for i in indices
         }
-        self._steps_since_prune = state["steps_since_prune"]
+        self._steps_since_prune = int(state["steps_since_prune"])
 
 
-class _UnitResetMethod(SeededMethod):
-    """Shared by ReDo and CBP: the hidden layers, their activations, per-member init scales, optional L2."""
+class UnitResetMethod(SeededMethod):
+    """What ReDo and CBP share: the hidden layers, their activations, per-member init scales, an optional L2, the
+    fresh draws of reset units and the Adam clock of their entries.
+
+    Settings both take (keyword arguments of :class:`ReDo` and :class:`CBP`):
+
+    :param model: the model; its hidden layers are found by :func:`~syre_rl.plasticity.activations.hidden_layers`.
+    :param layers: the hidden layers to act on, when they cannot be found automatically (stacked models).
+    :param weight_decay: coupled L2 added alongside (the reference setting 1e-4; 0 for none).
+    :param init: fresh in-weights ``"uniform"`` or ``"normal"``, at the layer's initial std.
+    :param members: of a stacked model, the members acted on (default all).
+    :param include: glob patterns of the parameters the weight decay acts on (default: all).
+    :param exclude: patterns the weight decay leaves alone, added to
+        :data:`~syre_rl.methods.base.DEFAULT_EXCLUDE`.
+    :param seed: seed of the re-initialisation (one per member acted on, for a stacked model).
+    """
 
     def __init__(
         self,
         model: nn.Module,
-        layers: Sequence[HiddenLayer] | None,
-        weight_decay: float,
-        init: str,
-        members: Sequence[int] | None,
-        seed: int | Sequence[int] | None,
-        include: str | Iterable[str] | None,
-        exclude: str | Iterable[str] | None,
+        *,
+        layers: Sequence[HiddenLayer] | None = None,
+        weight_decay: float = 1e-4,
+        init: Literal["uniform", "normal"] = "uniform",
+        members: Sequence[int] | None = None,
+        include: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
+        seed: int | Sequence[int] | None = None,
     ) -> None:
         if not weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
@@ -328,15 +353,18 @@ class _UnitResetMethod(SeededMethod):
                     view(value).index_fill_(0, units, 0.0)
             self.clock.mark(optimizer, self._param_index(param), _flat_rows(param, view(param), units))
 
-    def get_extra_state(self) -> dict[str, Any]:
-        return {**super().get_extra_state(), "clock": self.clock.state()}
+    def _state_tensors(self) -> dict[str, Tensor]:
+        clock = {f"clock/{k}": v for k, v in self.clock.state().items()}
+        return {**super()._state_tensors(), **clock}
 
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        super().set_extra_state(state)
-        self.clock.load(state["clock"])
+    def _load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
+        super()._load_state_tensors(tensors)
+        clock = {k.removeprefix("clock/"): v for k, v in tensors.items() if k.startswith("clock/")}
+        clock.setdefault("steps_since_prune", torch.tensor(0))
+        self.clock.load(clock)
 
 
-class ReDo(_UnitResetMethod):
+class ReDo(UnitResetMethod):
     """ReDo (Sokar et al. 2023): every ``every`` updates, reset the units that are dormant on the latest batch.
 
     Dormant is the shared definition :func:`~syre_rl.plasticity.metrics.dormant_mask` (mean ``|a|`` over the
@@ -345,18 +373,11 @@ class ReDo(_UnitResetMethod):
     units on a batch of many samples, which online learning at batch 1 never sees in one step (a ReLU unit is then
     "dormant" whenever the single example happens not to excite it).
 
-    :param model: the model; its hidden layers are found by :func:`~syre_rl.plasticity.activations.hidden_layers`.
-    :param layers: the hidden layers to act on, when they cannot be found automatically (stacked models).
     :param tau: dormancy threshold (0.1 in RL).
     :param every: optimizer steps between checks.
     :param window: score dormancy over all batches since the last check (equal-sized batches weigh alike).
-    :param weight_decay: coupled L2 added alongside (the reference setting 1e-4; 0 for none).
-    :param init: fresh in-weights ``"uniform"`` or ``"normal"``, at the layer's initial std.
-    :param members: of a stacked model, the members acted on (default all).
-    :param include: glob patterns of the parameters the weight decay acts on (default: all).
-    :param exclude: patterns the weight decay leaves alone, added to
-        :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
-    :param seed: seed of the re-initialisation (one per member acted on, for a stacked model).
+    :param shared: ``layers``, ``weight_decay``, ``init``, ``members``, ``include``, ``exclude``, ``seed``: see
+        :class:`UnitResetMethod`.
     """
 
     name = "redo"
@@ -365,16 +386,10 @@ class ReDo(_UnitResetMethod):
         self,
         model: nn.Module,
         *,
-        layers: Sequence[HiddenLayer] | None = None,
         tau: float = 0.1,
         every: int = 100,
         window: bool = False,
-        weight_decay: float = 1e-4,
-        init: Literal["uniform", "normal"] = "uniform",
-        members: Sequence[int] | None = None,
-        include: str | Iterable[str] | None = None,
-        exclude: str | Iterable[str] | None = None,
-        seed: int | Sequence[int] | None = None,
+        **shared: Any,
     ) -> None:
         if not isinstance(window, bool):
             raise ValueError(f"window must be true or false, got {window!r}")
@@ -382,7 +397,7 @@ class ReDo(_UnitResetMethod):
             raise ValueError(f"tau must be >= 0, got {tau!r}")
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}")
-        super().__init__(model, layers, weight_decay, init, members, seed, include, exclude)
+        super().__init__(model, **shared)
         self.tau, self.every, self.window = float(tau), every, window
         self.updates = 0
         self._score_sums: list[Tensor | None] = [None] * len(self.layers)  # window: sum of per-batch mean |a|
@@ -417,21 +432,30 @@ class ReDo(_UnitResetMethod):
                     self.reset(i, k, units, optimizer)
                     self.resets[i][k] += units.numel()
 
-    def get_extra_state(self) -> dict[str, Any]:
-        return {
-            **super().get_extra_state(),
-            "updates": self.updates,
-            "resets": [list(r) for r in self.resets],
-            "score_sums": list(self._score_sums),
+    def _state_tensors(self) -> dict[str, Tensor]:
+        out = {
+            **super()._state_tensors(),
+            "updates": torch.tensor(self.updates, dtype=torch.int64),
+            "resets": torch.tensor(self.resets, dtype=torch.int64),  # [layers, members]
         }
+        for i, total in enumerate(self._score_sums):
+            if total is not None:
+                out[f"score_sum/{i}"] = total
+        return out
 
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        super().set_extra_state(state)
-        self.updates, self.resets = state["updates"], [list(r) for r in state["resets"]]
-        self._score_sums = list(state.get("score_sums", [None] * len(self.layers)))
+    def _load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
+        super()._load_state_tensors(tensors)
+        self.updates = int(tensors["updates"])
+        self.resets = [[int(n) for n in layer] for layer in tensors["resets"].tolist()]
+        self._score_sums = [
+            tensors[f"score_sum/{i}"].to(layer.in_layer.weight.device).clone()
+            if f"score_sum/{i}" in tensors
+            else None
+            for i, layer in enumerate(self.layers)
+        ]
 
 
-class CBP(_UnitResetMethod):
+class CBP(UnitResetMethod):
     """Continual backprop (Dohare et al. 2024): replace mature units of low contribution utility.
 
     After each step, per hidden layer and member, with ``f`` the unit's activations on the step's batch:
@@ -442,19 +466,12 @@ class CBP(_UnitResetMethod):
     Before its out-weights are zeroed, ``W_out[:, u] * mean_act[u] / (1 - decay^age[u])`` is added to each
     reader's bias, so the output's mean does not jump (``bias_correction``); utility, mean and age restart at 0.
 
-    :param model: the model; its hidden layers are found by :func:`~syre_rl.plasticity.activations.hidden_layers`.
-    :param layers: the hidden layers to act on, when they cannot be found automatically (stacked models).
     :param replacement_rate: units replaced per eligible unit per step.
     :param maturity_threshold: steps a unit is protected after it is (re)initialised.
     :param decay: utility's running-average decay.
-    :param weight_decay: coupled L2 added alongside (the reference setting 1e-4; 0 for none).
     :param bias_correction: move the replaced unit's mean contribution into the readers' biases.
-    :param init: fresh in-weights ``"uniform"`` or ``"normal"``, at the layer's initial std.
-    :param members: of a stacked model, the members acted on (default all).
-    :param include: glob patterns of the parameters the weight decay acts on (default: all).
-    :param exclude: patterns the weight decay leaves alone, added to
-        :data:`~syre_rl.baselines.base.DEFAULT_EXCLUDE`.
-    :param seed: seed of the re-initialisation (one per member acted on, for a stacked model).
+    :param shared: ``layers``, ``weight_decay``, ``init``, ``members``, ``include``, ``exclude``, ``seed``: see
+        :class:`UnitResetMethod`.
     """
 
     name = "cbp"
@@ -463,17 +480,11 @@ class CBP(_UnitResetMethod):
         self,
         model: nn.Module,
         *,
-        layers: Sequence[HiddenLayer] | None = None,
         replacement_rate: float = 1e-4,
         maturity_threshold: int = 10_000,
         decay: float = 0.99,
-        weight_decay: float = 1e-4,
         bias_correction: bool = True,
-        init: Literal["uniform", "normal"] = "uniform",
-        members: Sequence[int] | None = None,
-        include: str | Iterable[str] | None = None,
-        exclude: str | Iterable[str] | None = None,
-        seed: int | Sequence[int] | None = None,
+        **shared: Any,
     ) -> None:
         if not 0.0 <= replacement_rate <= 1.0:
             raise ValueError(f"replacement_rate must be in [0, 1], got {replacement_rate!r}")
@@ -481,7 +492,7 @@ class CBP(_UnitResetMethod):
             raise ValueError(f"maturity_threshold must be a non-negative integer, got {maturity_threshold!r}")
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay!r}")
-        super().__init__(model, layers, weight_decay, init, members, seed, include, exclude)
+        super().__init__(model, **shared)
         self.replacement_rate, self.maturity_threshold, self.decay = (
             float(replacement_rate),
             maturity_threshold,
@@ -565,18 +576,30 @@ class CBP(_UnitResetMethod):
             recent.pop(0)
         return self.layers[i].width - sum(n for _, n in recent)
 
-    def get_extra_state(self) -> dict[str, Any]:
-        return {
-            **super().get_extra_state(),
-            "pending": [list(p) for p in self.pending],
-            "replaced": [list(r) for r in self.replaced],
-            "steps": list(self.steps),
-            "recent": [[[list(e) for e in member] for member in layer] for layer in self.recent],
+    def _state_tensors(self) -> dict[str, Tensor]:
+        out = {
+            **super()._state_tensors(),
+            "pending": torch.tensor(self.pending, dtype=torch.float64),  # [layers, members], exact for floats
+            "replaced": torch.tensor(self.replaced, dtype=torch.int64),
+            "steps": torch.tensor(self.steps, dtype=torch.int64),  # [layers]
         }
+        for i, layer in enumerate(self.recent):
+            for k, member in enumerate(layer):
+                if member:  # [replacements, 2]: (step, count)
+                    out[f"recent/{i}/{k}"] = torch.tensor(member, dtype=torch.int64)
+        return out
 
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        super().set_extra_state(state)
-        self.pending = [list(p) for p in state["pending"]]
-        self.replaced = [list(r) for r in state["replaced"]]
-        self.steps = list(state["steps"])
-        self.recent = [[[list(e) for e in member] for member in layer] for layer in state["recent"]]
+    def _load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
+        super()._load_state_tensors(tensors)
+        self.pending = [[float(x) for x in layer] for layer in tensors["pending"].tolist()]
+        self.replaced = [[int(n) for n in layer] for layer in tensors["replaced"].tolist()]
+        self.steps = [int(n) for n in tensors["steps"].tolist()]
+        self.recent = [
+            [
+                [list(map(int, e)) for e in tensors[f"recent/{i}/{k}"].tolist()]
+                if f"recent/{i}/{k}" in tensors
+                else []
+                for k in range(len(self.members))
+            ]
+            for i in range(len(self.layers))
+        ]

@@ -16,25 +16,24 @@ default init of Linear layers) uniformly with the initial tensor's mean and std;
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from syre_rl.baselines.base import SeededMethod
+from syre_rl.core import matches
+from syre_rl.core import patterns as core_patterns
+from syre_rl.methods.base import SeededMethod
 
 __all__ = ["ResetAll", "ResetHead", "matching_parameters"]
 
 
 def matching_parameters(model: nn.Module, patterns: str | Iterable[str]) -> list[tuple[str, Tensor]]:
     """The trainable ``(name, parameter)`` pairs of ``model`` whose names match any glob pattern."""
-    patterns = (patterns,) if isinstance(patterns, str) else tuple(patterns)
+    selected = core_patterns("patterns", patterns)
     return [
-        (name, p)
-        for name, p in model.named_parameters()
-        if p.requires_grad and any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+        (name, p) for name, p in model.named_parameters() if p.requires_grad and matches(name, selected, None)
     ]
 
 
@@ -125,12 +124,16 @@ class ResetHead(SeededMethod):
                 optimizer.state.pop(param, None)
         self.resets += 1
 
-    def get_extra_state(self) -> dict[str, Any]:
-        return {**super().get_extra_state(), "resets": self.resets, "steps": self._steps}
+    def _state_tensors(self) -> dict[str, Tensor]:
+        return {
+            **super()._state_tensors(),
+            "resets": torch.tensor(self.resets, dtype=torch.int64),
+            "steps": torch.tensor(self._steps, dtype=torch.int64),
+        }
 
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        super().set_extra_state(state)
-        self.resets, self._steps = state["resets"], state["steps"]
+    def _load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
+        super()._load_state_tensors(tensors)
+        self.resets, self._steps = int(tensors["resets"]), int(tensors["steps"])
 
 
 class ResetAll(ResetHead):

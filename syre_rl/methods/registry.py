@@ -2,24 +2,24 @@
 
 ``none`` (the baseline), ``syre``, ``l2``, ``l2-init``, ``shrink-perturb``, ``cbp``, ``redo``, ``ns-adam``,
 ``reset-head`` and ``reset-all`` are
-:class:`~syre_rl.baselines.base.PlasticityMethod` classes, chosen here by name; ``dropout`` is a forward-pass method
+:class:`~syre_rl.methods.base.PlasticityMethod` classes, chosen here by name; ``dropout`` is a forward-pass method
 of the supervised (stacked) models only. RL policies, supervised presets, grids, TensorBoard tags and figures all
 use these names.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from syre_rl.baselines.base import PlasticityMethod
-from syre_rl.baselines.regularizers import L2, L2Init, NoMethod, NSAdam, ShrinkPerturb, SyreMethod
-from syre_rl.baselines.reinit import ResetAll, ResetHead
-from syre_rl.baselines.resets import CBP, ReDo
+from syre_rl.core import SyreConfig
+from syre_rl.methods.base import PlasticityMethod
+from syre_rl.methods.regularizers import L2, L2Init, NoMethod, NSAdam, ShrinkPerturb, SyreMethod
+from syre_rl.methods.reinit import ResetAll, ResetHead
+from syre_rl.methods.resets import CBP, ReDo
 
 __all__ = [
     "METHODS",
@@ -41,13 +41,7 @@ METHOD_NAMES: tuple[str, ...] = (*METHODS, *SUPERVISED_ONLY)
 
 def method_settings(name: str) -> list[str]:
     """The keyword settings of method ``name`` (what a preset's ``method_kwargs[name]`` may hold)."""
-    if name not in METHODS:
-        return []
-    return [
-        p.name
-        for p in inspect.signature(METHODS[name]).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    ]
+    return list(METHODS[name].defaults()) if name in METHODS else []
 
 
 def check_method_kwargs(
@@ -68,6 +62,11 @@ def check_method_kwargs(
             raise ValueError(
                 f"field {field!r}: {name} has no setting {', '.join(unknown)}; it takes {', '.join(allowed)}"
             )
+        if name == "syre":  # its settings are a SyreConfig: its values are checked where they are declared
+            try:
+                SyreConfig.from_mapping(kwargs)
+            except ValueError as err:
+                raise ValueError(f"field {field!r}: syre: {err}") from None
 
 
 def make_method(
