@@ -321,6 +321,38 @@ def _blocks(plan: _Plan, *lists: list[Tensor]) -> list[tuple[list[Tensor], ...]]
     ]
 
 
+def _select(
+    module_or_named_params: nn.Module | Iterable[Any],
+    include: tuple[str, ...] | None,
+    exclude: tuple[str, ...] | None,
+) -> tuple[list[tuple[str, Tensor]], dict[str, torch.Size]]:
+    """The trainable floating-point tensors the patterns select (an error naming the candidates if none),
+    and every tensor's shape (the fan-in rule of a bias reads its weight's)."""
+    named = _named_tensors(module_or_named_params)
+    shapes = {n: t.shape for n, t in named}
+    selected = [
+        (n, t) for n, t in named if t.requires_grad and t.is_floating_point() and matches(n, include, exclude)
+    ]
+    if not selected:
+        raise ValueError(
+            f"include={_shown(include)} / exclude={_shown(exclude)} selected no trainable floating-point parameters "
+            f"among: {', '.join(shapes) or '(none)'}"
+        )
+    return selected, shapes
+
+
+def _check_fan_in(fan_in: Mapping[str, int] | None, names: list[str]) -> dict[str, int]:
+    """Given fan-ins must name selected parameters and be positive integers."""
+    fan_in = dict(fan_in or {})
+    unknown = sorted(set(fan_in) - set(names))
+    if unknown:
+        raise ValueError(f"fan_in names parameters that are not selected: {', '.join(unknown)}")
+    for name, value in fan_in.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"fan_in[{name!r}] must be a positive integer, got {value!r}")
+    return fan_in
+
+
 class Syre(nn.Module):
     """Weight decay toward a fixed random anchor: the anchor form of syre, for any model and optimizer.
 
@@ -368,42 +400,11 @@ class Syre(nn.Module):
             config.anchor_scale,
             config.anchor_storage,
         )
-        include_p, exclude_p = config.include, config.exclude
         self.seed = seed
-
-        named = _named_tensors(module_or_named_params)
-        shapes = {n: t.shape for n, t in named}
-        selected = [
-            (n, t)
-            for n, t in named
-            if t.requires_grad and t.is_floating_point() and matches(n, include_p, exclude_p)
-        ]
-        if not selected:
-            raise ValueError(
-                f"include={_shown(include_p)} / exclude={_shown(exclude_p)} selected no trainable floating-point parameters "
-                f"among: {', '.join(shapes) or '(none)'}"
-            )
-        fan_in = dict(fan_in or {})
-        unknown = sorted(set(fan_in) - {n for n, _ in selected})
-        if unknown:
-            raise ValueError(f"fan_in names parameters that are not selected: {', '.join(unknown)}")
-        for name, value in fan_in.items():
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"fan_in[{name!r}] must be a positive integer, got {value!r}")
-
+        selected, shapes = _select(module_or_named_params, config.include, config.exclude)
         self._names = [n for n, _ in selected]
         self._params = [t for _, t in selected]
-        self._stds = [
-            self.sigma0 / math.sqrt(fan_in.get(n, _fan_in(n, t, shapes)))
-            if self.anchor_scale != "absolute"
-            else self.sigma0
-            for n, t in selected
-        ]
-        if self.anchor_scale == "init":  # relative to each tensor's own spread at construction
-            spreads = [float(t.detach().double().std()) if t.numel() > 1 else 0.0 for _, t in selected]
-            self._stds = [self.sigma0 * sp if sp > 0 else std for sp, std in zip(spreads, self._stds)]
-        if any(not std * 10 < torch.finfo(p.dtype).max for p, std in zip(self._params, self._stds)):
-            raise ValueError(f"sigma0={self.sigma0!r} is too large: the anchors would not be finite")
+        self._stds = self._anchor_stds(selected, shapes, _check_fan_in(fan_in, self._names))
         self._seeds = [_tensor_seed(self.seed, n) for n in self._names]
         given = self._check_given("anchors", anchors) if anchors is not None else None
         given_diags = self._check_given("diagonals", diagonals) if diagonals is not None else None
@@ -411,18 +412,7 @@ class Syre(nn.Module):
             bool(torch.isfinite(d).all() and (d >= 0).all()) for d in given_diags.values()
         ):
             raise ValueError("diagonals must be finite and non-negative")
-        if self.anchor_storage == "tensor":
-            for name, param, std, tensor_seed in zip(self._names, self._params, self._stds, self._seeds):
-                anchor, diag = self._draw(param, std, tensor_seed)
-                if given is not None:
-                    anchor = given[name].detach().to(param.device, param.dtype, copy=True)
-                self.register_buffer(_buffer_key("theta0", name), anchor)
-                if given_diags is not None:
-                    diag = given_diags[name].detach().to(param.device, param.dtype, copy=True)
-                if diag is not None:
-                    self.register_buffer(_buffer_key("D", name), diag)
-        else:  # the seed regenerates every anchor: it is the state that must travel
-            self.register_buffer("anchor_seed", torch.tensor(self.seed, dtype=torch.int64))
+        self._register_anchors(given, given_diags)
         self._given_anchors = given is not None
         self._optimizer: weakref.ref[torch.optim.Optimizer] | None = None
         self._handles: list[Any] = []
@@ -432,6 +422,40 @@ class Syre(nn.Module):
         ) = None
         if config.init_offset:
             self.init_offset()
+
+    def _anchor_stds(
+        self, selected: list[tuple[str, Tensor]], shapes: dict[str, torch.Size], fan_in: dict[str, int]
+    ) -> list[float]:
+        """Each selected tensor's anchor std: ``sigma0`` times the unit :attr:`anchor_scale` names."""
+        stds = [
+            self.sigma0 / math.sqrt(fan_in.get(n, _fan_in(n, t, shapes)))
+            if self.anchor_scale != "absolute"
+            else self.sigma0
+            for n, t in selected
+        ]
+        if self.anchor_scale == "init":  # relative to each tensor's own spread at construction
+            spreads = [float(t.detach().double().std()) if t.numel() > 1 else 0.0 for _, t in selected]
+            stds = [self.sigma0 * sp if sp > 0 else std for sp, std in zip(spreads, stds)]
+        if any(not std * 10 < torch.finfo(p.dtype).max for (_, p), std in zip(selected, stds)):
+            raise ValueError(f"sigma0={self.sigma0!r} is too large: the anchors would not be finite")
+        return stds
+
+    def _register_anchors(
+        self, given: Mapping[str, Tensor] | None, given_diags: Mapping[str, Tensor] | None
+    ) -> None:
+        """The anchors (and diagonals) as buffers, drawn or given; with seed storage, only the seed."""
+        if self.anchor_storage != "tensor":  # the seed regenerates every anchor: it is the state that must travel
+            self.register_buffer("anchor_seed", torch.tensor(self.seed, dtype=torch.int64))
+            return
+        for name, param, std, tensor_seed in zip(self._names, self._params, self._stds, self._seeds):
+            anchor, diag = self._draw(param, std, tensor_seed)
+            if given is not None:
+                anchor = given[name].detach().to(param.device, param.dtype, copy=True)
+            self.register_buffer(_buffer_key("theta0", name), anchor)
+            if given_diags is not None:
+                diag = given_diags[name].detach().to(param.device, param.dtype, copy=True)
+            if diag is not None:
+                self.register_buffer(_buffer_key("D", name), diag)
 
     # ----------------------------------------------------------------------------------------- anchors
     def _check_given(self, what: str, tensors: Mapping[str, Tensor]) -> Mapping[str, Tensor]:

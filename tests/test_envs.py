@@ -13,7 +13,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from syre_rl.envs import (
     TASKS,
     FrictionWrapper,
-    RegimeLoggerCallback,
     RegimeSchedule,
     describe_task,
     load_task,
@@ -22,6 +21,7 @@ from syre_rl.envs import (
 )
 from syre_rl.envs.tasks import TaskPreset
 from syre_rl.presets import PresetError, build_preset
+from syre_rl.rl.callbacks import RegimeLoggerCallback
 
 
 def run(env: gym.Env, steps: int) -> list[dict]:

@@ -44,3 +44,14 @@ def test_wheel_ships_the_presets_and_an_installed_run_finds_them(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "steps 256" in result.stdout and (work / "run" / "final" / "model.zip").is_file()
     assert "string policy Syre" in result.stdout and result.stdout.rstrip().endswith(" 256"), result.stdout
+    # The installed package runs a sweep of two runs here, outside the repository (python -m syre_rl and the
+    # console command are the same entry point).
+    sweep = [sys.executable, "-m", "syre_rl", "sweep", "rl:smoke", "--seeds", "0", "--jobs", "1", "--sweep-dir",
+             "sw", "--", "--total-timesteps", "256"]  # fmt: skip
+    result = subprocess.run(sweep, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    finals = sorted(p.parent.parent.name for p in (work / "sw").glob("*/final/model.zip"))
+    assert finals == ["ppo-s0", "ppo-syre-s0"], result.stdout[-2000:]
+    console = subprocess.run([str(site / "bin" / "syre-rl"), "--help"], env=env, capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+    assert console.returncode == 0 and "sweep" in console.stdout, console.stderr

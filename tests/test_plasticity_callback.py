@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 
 from syre_rl.plasticity import ActivationRecorder, hidden_layer_groups
-from syre_rl.plasticity.callback import PlasticityCallback
+from syre_rl.rl.callbacks import PlasticityCallback
 
 WIDTH = 32
 METRICS = ("dead_fraction", "dormant_fraction", "srank_fraction", "effective_rank")

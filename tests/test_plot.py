@@ -18,7 +18,8 @@ from conftest import needs_data
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from syre_rl.presets import PROJECT_ROOT
-from syre_rl.sweep.curves import bin_means, bootstrap_band, regime_changes
+from syre_rl.stats import bootstrap_band
+from syre_rl.sweep.curves import bin_means, regime_changes
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 

@@ -15,7 +15,7 @@ from syre_rl.core import Syre
 from syre_rl.presets import PROJECT_ROOT
 from syre_rl.rl import plasticity as rl_plasticity
 from syre_rl.rl import report
-from syre_rl.rl.continual import regime_return
+from syre_rl.rl.callbacks import regime_return
 
 
 def test_regime_return_counts_the_tail_of_its_own_regime() -> None:
@@ -113,5 +113,5 @@ def test_anchor_scale_init_is_relative_to_each_tensors_initial_spread() -> None:
         assert abs(float(anchors[name].std()) / own - 1) < 0.35, name
     assert float(anchors["1.weight"].std()) < 0.01  # not the 0.125 of the fan-in rule
     assert abs(float(anchors["1.bias"].std()) * 8 - 1) < 0.8  # zero bias: the fan-in rule, 1/sqrt(64)
-    fan_in = Syre(net, gamma=1e-3, sigma0=1.0, seed=0)
+    fan_in = Syre(net, gamma=1e-3, sigma0=1.0, anchor_scale="fan_in", seed=0)
     assert float(fan_in.anchors["1.weight"].std()) > 10 * float(anchors["1.weight"].std())

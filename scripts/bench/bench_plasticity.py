@@ -21,7 +21,7 @@ import torch
 from stable_baselines3 import PPO
 from torch import nn
 
-from syre_rl.plasticity.callback import PlasticityCallback
+from syre_rl.rl.callbacks import PlasticityCallback
 
 
 class TimedPlasticityCallback(PlasticityCallback):

@@ -127,6 +127,29 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def summarise(report: dict[str, Any], bench: Any, dry_run: bool) -> tuple[list[str], bool]:
+    """The summary's lines, and whether the tests and benchmarks all passed."""
+    counts = report["tests"]["counts"]
+    tests_ok = report["tests"]["exit_code"] in (0, 5) and not counts["failed"] and not counts["error"]
+    bench_ok = report["bench"] is None or "error" not in report["bench"]
+    lines = [
+        f"gpu_check {'(dry run on CPU) ' if dry_run else ''}at {report['started']}, commit {report['commit']}",
+        f"tests (pytest -m cuda): {counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors, "
+        f"{counts['skipped']} skipped in {report['tests']['seconds']:.0f} s",
+    ]
+    lines += [
+        f"  {t['outcome']}: {t['name']} {t['message']}"
+        for t in report["tests"]["tests"]
+        if t["outcome"] != "passed"
+    ]
+    if report["bench"] is not None and bench_ok:
+        lines += bench.summary(report["bench"])
+    elif report["bench"] is not None:
+        lines.append(f"benchmarks broke: {report['bench']['error']}")
+    lines.append(f"total {report['seconds']:.0f} s; {'OK' if tests_ok and bench_ok else 'FAILED'}")
+    return lines, tests_ok and bench_ok
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True, help="folder for report.json and summary.txt")
@@ -202,27 +225,11 @@ def main(argv: list[str] | None = None) -> int:
             report["bench"] = {"error": f"{type(err).__name__}: {err}"[:1000]}
     report["seconds"] = time.perf_counter() - started
 
-    tests_ok = report["tests"]["exit_code"] in (0, 5) and not counts["failed"] and not counts["error"]
-    bench_ok = report["bench"] is None or "error" not in report["bench"]
-    lines = [
-        f"gpu_check {'(dry run on CPU) ' if args.dry_run else ''}at {report['started']}, commit {report['commit']}",
-        f"tests (pytest -m cuda): {counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors, "
-        f"{counts['skipped']} skipped in {report['tests']['seconds']:.0f} s",
-    ]
-    lines += [
-        f"  {t['outcome']}: {t['name']} {t['message']}"
-        for t in report["tests"]["tests"]
-        if t["outcome"] != "passed"
-    ]
-    if report["bench"] is not None and bench_ok:
-        lines += bench.summary(report["bench"])
-    elif report["bench"] is not None:
-        lines.append(f"benchmarks broke: {report['bench']['error']}")
-    lines.append(f"total {report['seconds']:.0f} s; {'OK' if tests_ok and bench_ok else 'FAILED'}")
+    lines, ok = summarise(report, bench, args.dry_run)
     write_atomic(args.out / "report.json", json.dumps(report, indent=1) + "\n")
     write_atomic(args.out / "summary.txt", "\n".join(lines) + "\n")
     print("\n".join(lines))
-    return 0 if tests_ok and bench_ok else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Continuing, non-stationary tasks on PyBullet bodies, registered with gymnasium as ``syre_rl/<Name>-v0``.
 
-from syre_rl.envs import make_vec_env, describe_task, RegimeLoggerCallback
+from syre_rl.envs import make_vec_env, describe_task, regime_index
 venv = make_vec_env("slippery_ant:study", n_envs=1, seed=0)
 """
 
@@ -14,9 +14,8 @@ with c_stdout_silenced(sys.__stderr__ or sys.stderr):  # PyBullet prints its bui
     import pybullet  # noqa: F401
     import pybullet_envs_gymnasium  # noqa: F401  (registers AntBulletEnv-v0 and the other bodies)
 
-from syre_rl.envs.callbacks import RegimeLoggerCallback  # noqa: E402
 from syre_rl.envs.observation import ObservationMapWrapper, VecObservationMap, observation_map  # noqa: E402
-from syre_rl.envs.schedule import RegimeSchedule
+from syre_rl.envs.schedule import RegimeSchedule, regime_index
 from syre_rl.envs.tasks import (
     TASKS,
     ResolvedEnv,
@@ -53,8 +52,8 @@ __all__ = [
     "MotorStrengthWrapper",
     "ObservationMapWrapper",
     "RegimeClock",
-    "RegimeLoggerCallback",
     "RegimeSchedule",
+    "regime_index",
     "ResolvedEnv",
     "TASKS",
     "TaskPreset",

@@ -24,7 +24,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
-from syre_rl.envs.schedule import RegimeSchedule
+from syre_rl.envs.schedule import RegimeSchedule, regime_index
 
 MapKind = Literal["permute", "linear", "offset"]
 MAP_KINDS: tuple[str, ...] = ("permute", "linear", "offset")
@@ -165,10 +165,9 @@ class VecObservationMap(VecEnvWrapper):
         obs, rewards, dones, infos = self.venv.step_wait()
         regimes = self._current()
         for info in infos:
-            info.setdefault("regime", {})["observation_map"] = map_id(
-                int(info["regime"]["index"]), self.cycle
-            )
+            k = regime_index(info)
+            info.setdefault("regime", {})["observation_map"] = map_id(k, self.cycle)  # type: ignore[arg-type]
             if "terminal_observation" in info:
-                mapping = self._map_of(int(info["regime"]["index"]), obs.shape[-1])
+                mapping = self._map_of(k, obs.shape[-1])  # type: ignore[arg-type]
                 info["terminal_observation"] = apply_map(self.kind, mapping, info["terminal_observation"])
         return self._map_rows(obs, regimes), rewards, dones, infos

@@ -66,3 +66,10 @@ class RegimeSchedule:
             rng = np.random.default_rng([self.seed, k, zlib.crc32(quantity.encode())])
             return float(np.exp(rng.uniform(np.log(low), np.log(high))))
         raise ValueError(f"draw must be 'log-uniform' or 'alternate', got {draw!r}")
+
+
+def regime_index(info: dict) -> int | None:
+    """The regime a step's ``info`` reports (``info["regime"]["index"]``, written by every continuing task), or
+    None for a stationary task: the one reader of that key."""
+    regime = info.get("regime")
+    return int(regime["index"]) if regime and "index" in regime else None

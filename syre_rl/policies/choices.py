@@ -11,11 +11,12 @@ offers one flag per name but ``none`` (``--syre``, ``--l2``, ``--l2-init``, ``--
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from stable_baselines3.common.policies import BasePolicy
 
 from syre_rl import methods as plasticity
+from syre_rl.core import SyreConfig
 from syre_rl.policies.catalog import (
     PlasticityActorCriticPolicy,
     PlasticitySACPolicy,
@@ -23,11 +24,17 @@ from syre_rl.policies.catalog import (
     SyreSACPolicy,
 )
 
-if TYPE_CHECKING:
-    from syre_rl.rl.agents import AgentPreset
+
+class MethodSettings(Protocol):
+    """What a chooser reads of a preset (an RL agent preset has both): syre's settings and every other
+    method's keyword arguments by name."""
+
+    syre: SyreConfig
+    method_kwargs: dict[str, dict[str, Any]]
+
 
 PolicyChoice = tuple[str | type[BasePolicy], dict[str, Any]]
-PolicyChooser = Callable[[str, "AgentPreset", dict[str, Any]], PolicyChoice]
+PolicyChooser = Callable[[str, MethodSettings, dict[str, Any]], PolicyChoice]
 
 # The syre policy that replaces each algorithm's MlpPolicy.
 SYRE_POLICIES: dict[str, type[BasePolicy]] = {
@@ -37,12 +44,12 @@ SYRE_POLICIES: dict[str, type[BasePolicy]] = {
 }
 
 
-def plain(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> PolicyChoice:
+def plain(algo: str, preset: MethodSettings, policy_kwargs: dict[str, Any]) -> PolicyChoice:
     """The algorithm's own ``MlpPolicy`` (with the preset's ``weight_decay``, if any)."""
     return "MlpPolicy", policy_kwargs
 
 
-def syre(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> PolicyChoice:
+def syre(algo: str, preset: MethodSettings, policy_kwargs: dict[str, Any]) -> PolicyChoice:
     """Train with syre: decay toward fixed random anchors (settings: the preset's syre group)."""
     return SYRE_POLICIES[algo], {**policy_kwargs, "syre_kwargs": preset.syre}
 
@@ -58,7 +65,7 @@ PLASTICITY_POLICIES: dict[str, type[BasePolicy]] = {
 def competing(name: str) -> PolicyChooser:
     """The policy chooser of the competing method ``name``, its class's first docstring line as the help."""
 
-    def method(algo: str, preset: AgentPreset, policy_kwargs: dict[str, Any]) -> PolicyChoice:
+    def method(algo: str, preset: MethodSettings, policy_kwargs: dict[str, Any]) -> PolicyChoice:
         return PLASTICITY_POLICIES[algo], {
             **policy_kwargs,
             "plasticity_method": name,

@@ -26,9 +26,10 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syre_rl import runs
 from syre_rl.cli import OneLineParser, UsageError, finite_float, positive_int, seed_int
@@ -37,6 +38,11 @@ from syre_rl.flags import add_dataclass_flags, collect_dataclass_flags
 from syre_rl.lifecycle import run_command
 from syre_rl.presets import build_preset, runs_root
 from syre_rl.rl.agents import AgentPreset, agent_preset_names, load_agent_preset
+from syre_rl.rl.callbacks import EpisodeReturnsCallback, regime_return
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.vec_env import VecEnv
 
 PROG = "rl_plasticity.py"
 KIND = "rl-plasticity"
@@ -115,6 +121,27 @@ def preset_from_args(args: argparse.Namespace) -> AgentPreset:
     return build_preset(type(preset), {**dataclasses.asdict(preset), **overrides}, f"ppo:{args.preset}")
 
 
+def fresh_regime_return(
+    make_model: Callable[[VecEnv], BaseAlgorithm],
+    make_env: Callable[[int], VecEnv],
+    k: int,
+    change_every: int,
+    tail: float = 0.25,
+) -> float:
+    """A freshly built agent's regime return on regime ``k``: its env starts at run step ``k * change_every``
+    and it trains ``change_every`` steps (the same window as the continuing agent's regime ``k``).
+
+    :param make_model: env -> a fresh model (the seed and settings of the continuing run)
+    :param make_env: start step -> the run's env started there
+    """
+    env = make_env(k * change_every)
+    model = make_model(env)
+    callback = EpisodeReturnsCallback(k * change_every)
+    model.learn(change_every, callback=callback)
+    env.close()
+    return regime_return(callback.rows, k, change_every, tail)
+
+
 # Preset fields that do not change how a plain agent trains: left out of the fresh agents' cache key.
 NOT_TRAINING = ("method", "method_kwargs", "description", "reference", "reference_returns", "plasticity_every",
                 "eval_freq", "eval_episodes", "checkpoint_freq")  # fmt: skip
@@ -179,7 +206,6 @@ def check(args: argparse.Namespace) -> None:
 
 def fresh_returns(plan: Plan) -> dict[int, float]:
     """Each regime's fresh plain agent's regime return, from the cache or trained now (and cached)."""
-    from syre_rl.rl.continual import fresh_regime_return  # noqa: PLC0415
     from syre_rl.rl.model import build_model  # noqa: PLC0415
 
     if plan.fresh_dir is None:
@@ -206,12 +232,12 @@ def train_continuing(plan: Plan, fresh: dict[int, float]) -> tuple[list[dict[str
     """Train the continuing agent through every regime; its per-regime rows and the wall time."""
     from stable_baselines3.common.logger import configure  # noqa: PLC0415
 
-    from syre_rl.envs import RegimeLoggerCallback  # noqa: PLC0415
-    from syre_rl.rl.callbacks import TaskChangeCallback  # noqa: PLC0415
-    from syre_rl.rl.continual import (  # noqa: PLC0415
+    from syre_rl.rl.callbacks import (  # noqa: PLC0415
         RegimeCheckpointCallback,
+        RegimeLoggerCallback,
         RegimeReturnCallback,
         RegimeSnapshotCallback,
+        TaskChangeCallback,
     )
     from syre_rl.rl.model import build_model  # noqa: PLC0415
     from syre_rl.rl.run_dir import RunDir  # noqa: PLC0415

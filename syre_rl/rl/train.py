@@ -30,11 +30,12 @@ from torch.utils.tensorboard import SummaryWriter
 
 from syre_rl import runs
 from syre_rl.cli import UsageError, check_device, check_writable
-from syre_rl.envs import RegimeLoggerCallback, resolve_env
-from syre_rl.plasticity.callback import PlasticityCallback
+from syre_rl.envs import resolve_env
 from syre_rl.presets import PresetError, build_preset, runs_root
 from syre_rl.rl.agents import AGENT_SCHEMAS, AgentPreset, agent_preset_names, load_agent_preset
 from syre_rl.rl.callbacks import (
+    PlasticityCallback,
+    RegimeLoggerCallback,
     RegimeSyncedEvalCallback,
     RunCheckpointCallback,
     StopOnSignalCallback,

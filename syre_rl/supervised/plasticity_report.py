@@ -27,8 +27,8 @@ import numpy as np
 from syre_rl.cli import OneLineParser, UsageError, check_writable, finite_float, positive_int
 from syre_rl.lifecycle import run_command
 from syre_rl.runs import atomic_write_text
+from syre_rl.stats import bootstrap_band
 from syre_rl.supervised.continual import plasticity_change
-from syre_rl.sweep.curves import bootstrap_band
 
 __all__ = ["arm_curves", "summarise", "main"]
 

@@ -19,7 +19,7 @@ import numpy as np
 from syre_rl.cli import OneLineParser, UsageError, check_writable
 from syre_rl.lifecycle import run_command
 from syre_rl.runs import RESULTS
-from syre_rl.sweep.curves import bootstrap_band
+from syre_rl.stats import bootstrap_band
 
 __all__ = [
     "LEGACY_METRICS",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["bin_means", "bootstrap_band", "nan_mean", "read_scalars", "regime_changes", "select_tags"]
+__all__ = ["bin_means", "read_scalars", "regime_changes", "select_tags"]
 
 
 def read_scalars(tb_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -49,36 +49,6 @@ def bin_means(steps: np.ndarray, values: np.ndarray, edges: np.ndarray) -> np.nd
     counts = np.bincount(index[inside], minlength=len(edges) - 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / counts, np.nan)
-
-
-def nan_mean(stack: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Mean over ``axis`` ignoring NaN; NaN (without a warning) where every value is NaN."""
-    n = (~np.isnan(stack)).sum(axis)
-    return np.where(n > 0, np.nansum(stack, axis) / np.maximum(n, 1), np.nan)
-
-
-def bootstrap_band(
-    curves: np.ndarray, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over seeds and a percentile bootstrap interval of it, per bin: ``(mean, lo, hi, n_seeds)``.
-
-    :param curves: ``[seeds, bins]``, NaN where a seed has no value (it then counts in no resample)
-    """
-    curves = np.asarray(curves, dtype=np.float64)
-    present = ~np.isnan(curves)
-    n = present.sum(0)
-    mean = nan_mean(curves)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, curves.shape[0], size=(resamples, curves.shape[0]))
-    sample = curves[picks]  # [resamples, seeds, bins]
-    means = nan_mean(sample, axis=1)  # NaN where a resample drew no value
-    tail = (1 - confidence) / 2 * 100
-    lo = np.full(curves.shape[1], np.nan)
-    hi = np.full(curves.shape[1], np.nan)
-    for b in np.flatnonzero(n > 0):
-        drawn = means[:, b][~np.isnan(means[:, b])]
-        lo[b], hi[b] = np.percentile(drawn, [tail, 100 - tail])
-    return mean, lo, hi, n
 
 
 def regime_changes(steps: np.ndarray, regime_index: np.ndarray) -> list[int]:

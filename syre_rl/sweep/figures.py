@@ -23,10 +23,9 @@ import numpy as np
 
 from syre_rl import runs as layout
 from syre_rl.cli import UsageError
+from syre_rl.stats import bootstrap_band, nan_mean
 from syre_rl.sweep.curves import (
     bin_means,
-    bootstrap_band,
-    nan_mean,
     read_scalars,
     regime_changes,
     select_tags,

@@ -16,7 +16,8 @@ import numpy as np
 
 from syre_rl import runs as layout
 from syre_rl.cli import UsageError
-from syre_rl.sweep.curves import bootstrap_band, read_scalars
+from syre_rl.stats import bootstrap_band
+from syre_rl.sweep.curves import read_scalars
 from syre_rl.sweep.figures import Metric, Warn, _stderr, first_matching, read_sweep
 
 __all__ = ["FINAL_METRICS", "final_values", "finals_table", "write_finals"]
