@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from syre_rl.policies import SyreActorCriticPolicy
 from syre_rl.policies.choices import POLICY_CHOICES
 from syre_rl.presets import PROJECT_ROOT
-from syre_rl.rl.agents import AGENT_SCHEMAS, agent_preset_names, load_agent_preset
+from syre_rl.rl.config import AGENT_SCHEMAS, agent_preset_names, load_agent_preset
 from syre_rl.rl.model import policy_kwargs
 
 SCRIPT = PROJECT_ROOT / "scripts" / "train_ppo.py"
@@ -160,7 +160,7 @@ def test_bad_arguments_exit_2_with_one_line(script, capsys, tmp_path):
 
 def test_preset_with_wrong_field_exits_2(script, capsys, tmp_path, monkeypatch):
     (tmp_path / "ppo.yaml").write_text("default:\n  n_step: 128\n")
-    monkeypatch.setattr("syre_rl.rl.agents.AGENT_DIR", tmp_path)
+    monkeypatch.setattr("syre_rl.rl.config.AGENT_DIR", tmp_path)
     assert "n_step" in bad(script, capsys, "--run-dir", str(tmp_path / "never"))
     assert not (tmp_path / "never").exists()
 
@@ -211,7 +211,7 @@ def test_the_syre_group_is_syres_keyword_arguments_validated_by_syre(tmp_path, m
     """One group, one default (SyreConfig's), one validator (SyreConfig): flags and presets set its keys."""
     from syre_rl.core import SyreConfig
     from syre_rl.presets import PresetError
-    from syre_rl.rl.agents import SYRE_KEYS
+    from syre_rl.rl.config import SYRE_KEYS
     from syre_rl.rl.train import agent_settings
 
     assert load_agent_preset("ppo", "default").syre == SyreConfig()
@@ -222,7 +222,7 @@ def test_the_syre_group_is_syres_keyword_arguments_validated_by_syre(tmp_path, m
     (tmp_path / "ppo.yaml").write_text(
         "default:\n  method: syre\n  syre: {gamma: .nan}\nother:\n  syre: {sigmo: 1}\n"
     )
-    monkeypatch.setattr("syre_rl.rl.agents.AGENT_DIR", tmp_path)
+    monkeypatch.setattr("syre_rl.rl.config.AGENT_DIR", tmp_path)
     with pytest.raises(PresetError, match="gamma must be a finite number"):
         load_agent_preset("ppo", "default")
     with pytest.raises(PresetError, match="unknown key.*sigmo"):

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from syre_rl.envs import make_vec_env
-from syre_rl.rl.agents import load_agent_preset
+from syre_rl.rl.config import load_agent_preset
 from syre_rl.rl.model import build_model, make_env
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from syre_rl.rl.agents import load_agent_preset
+from syre_rl.rl.config import load_agent_preset
 from syre_rl.rl.model import build_model, make_env
 
 

@@ -73,7 +73,7 @@ class TaskChangeCallback(BaseCallback):
     (at the start, or after a resume) is no change. Envs without a regime (stationary tasks) never trigger it.
 
     :param change_reset: glob patterns of policy parameters reset at every change whatever the method (a
-        benchmark's :attr:`~syre_rl.rl.agents.AgentPreset.change_reset`), by a
+        benchmark's :attr:`~syre_rl.rl.config.AgentPreset.change_reset`), by a
         :class:`~syre_rl.methods.ResetHead` kept outside the policy, so saved models are those of the method
     """
 

@@ -43,8 +43,8 @@ from syre_rl.cli import OneLineParser, check_writable, positive_int
 from syre_rl.lifecycle import run_command
 from syre_rl.methods.reinit import matching_parameters
 from syre_rl.presets import build_preset
-from syre_rl.rl.agents import AgentPreset, PPOPreset
 from syre_rl.rl.callbacks import EpisodeReturnsCallback
+from syre_rl.rl.config import AgentPreset, PPOPreset
 from syre_rl.rl.model import build_model, make_env
 from syre_rl.rl.run_dir import CheckpointError, RunDir, checkpoint_step, load_checkpoint
 from syre_rl.stats import t_interval

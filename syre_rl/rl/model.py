@@ -12,7 +12,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from syre_rl.envs import make_vec_env
 from syre_rl.policies.choices import POLICY_CHOICES
 from syre_rl.policies.layers import activation_class
-from syre_rl.rl.agents import AgentPreset, OnPolicyPreset
+from syre_rl.rl.config import AgentPreset, OnPolicyPreset
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC}
 

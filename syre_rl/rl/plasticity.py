@@ -37,8 +37,8 @@ from syre_rl.core import SyreConfig
 from syre_rl.flags import add_dataclass_flags, collect_dataclass_flags
 from syre_rl.lifecycle import run_command
 from syre_rl.presets import build_preset, runs_root
-from syre_rl.rl.agents import AgentPreset, agent_preset_names, load_agent_preset
 from syre_rl.rl.callbacks import EpisodeReturnsCallback, regime_return
+from syre_rl.rl.config import AgentPreset, agent_preset_names, load_agent_preset
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm

@@ -32,7 +32,6 @@ from syre_rl import runs
 from syre_rl.cli import UsageError, check_device, check_writable
 from syre_rl.envs import resolve_env
 from syre_rl.presets import PresetError, build_preset, runs_root
-from syre_rl.rl.agents import AGENT_SCHEMAS, AgentPreset, agent_preset_names, load_agent_preset
 from syre_rl.rl.callbacks import (
     PlasticityCallback,
     RegimeLoggerCallback,
@@ -42,6 +41,7 @@ from syre_rl.rl.callbacks import (
     SyreSummaryCallback,
     TaskChangeCallback,
 )
+from syre_rl.rl.config import AGENT_SCHEMAS, AgentPreset, agent_preset_names, load_agent_preset
 from syre_rl.rl.model import ALGORITHMS, build_model, make_env
 from syre_rl.rl.run_dir import (
     CheckpointError,

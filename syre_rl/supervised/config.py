@@ -1,6 +1,6 @@
 """What a supervised experiment is: the preset schema every experiment shares, its stages, and the
 :class:`Experiment` base class (data, stacked model, loss, measurements) that :func:`syre_rl.supervised.train.train`
-runs. The supervised side's counterpart of :mod:`syre_rl.rl.agents`."""
+runs. The supervised side's counterpart of :mod:`syre_rl.rl.config`."""
 
 from __future__ import annotations
 

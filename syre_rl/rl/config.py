@@ -1,4 +1,5 @@
-"""Agent presets: the schema of ``agents/<algo>.yaml``, one dataclass per algorithm.
+"""The RL configuration (the supervised side's counterpart is :mod:`syre_rl.supervised.config`): agent presets,
+the schema of ``agents/<algo>.yaml``, one dataclass per algorithm.
 
 A preset holds everything a run needs besides the seed: the task, the algorithm's hyperparameters, the network,
 the optimizer, the plasticity method and its settings, and how often to evaluate and checkpoint. Fields map
