@@ -73,6 +73,28 @@ def matches(name: str, include: tuple[str, ...] | None, exclude: tuple[str, ...]
     return not (exclude and any(fnmatch.fnmatchcase(name, p) for p in exclude))
 
 
+def first_non_finite(named: Iterable[tuple[str, Any]]) -> str | None:
+    """The name of the first floating-point tensor that holds a NaN or an infinity (what a divergence check
+    names), or None."""
+    for name, tensor in named:
+        if isinstance(tensor, Tensor) and tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            return name
+    return None
+
+
+def shape_mismatches(state_dict: Mapping[str, Any], own: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """torch's "size mismatch" messages for every tensor of ``state_dict`` whose shape differs from ``own``'s
+    (keys of ``own`` without ``prefix``): checked before anything is copied, so a failed load changes nothing."""
+    return [
+        f"size mismatch for {prefix}{key}: copying a param with shape {tuple(state_dict[prefix + key].shape)} "
+        f"from checkpoint, the shape in current model is {tuple(tensor.shape)}."
+        for key, tensor in own.items()
+        if isinstance(tensor, Tensor)
+        and isinstance(state_dict.get(prefix + key), Tensor)
+        and state_dict[prefix + key].shape != tensor.shape
+    ]
+
+
 def draw_seed() -> int:
     """A seed from torch's global generator (so ``torch.manual_seed`` fixes it); advances the generator."""
     return int(torch.randint(0, MAX_SEED, (1,)).item())
@@ -703,14 +725,7 @@ class Syre(nn.Module):
         error_msgs: list[str],
     ) -> None:
         # Check every shape first, so that a mismatch leaves all of this Syre's tensors as they were.
-        mismatched = [
-            f"size mismatch for {prefix}{name}: copying a param with shape {tuple(state_dict[prefix + name].shape)} "
-            f"from checkpoint, the shape in current model is {tuple(tensor.shape)}."
-            for name, tensor in self._buffers.items()
-            if tensor is not None
-            and isinstance(state_dict.get(prefix + name), Tensor)
-            and state_dict[prefix + name].shape != tensor.shape
-        ]
+        mismatched = shape_mismatches(state_dict, self._buffers, prefix)
         if mismatched:
             error_msgs.extend(mismatched)
             return

@@ -43,7 +43,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from syre_rl.cli import UsageError
 
@@ -62,6 +62,7 @@ __all__ = [
     "VECNORMALIZE_FILE",
     "atomic_write",
     "atomic_write_text",
+    "write_json",
     "clear_run",
     "finished",
     "prepare_new_run",
@@ -117,6 +118,11 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def write_json(path: Path, data: Any, *, indent: int = 1, sort_keys: bool = False) -> None:
+    """``data`` as JSON, written atomically (every JSON file a run or report writes goes through here)."""
+    atomic_write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
 
 
 def foreign_path(run_dir: Path, kind: str) -> Path | None:

@@ -26,6 +26,7 @@ from syre_rl.methods.regularizers import (
     NSAdam,
     ShrinkPerturb,
     SyreMethod,
+    check_adam_betas,
     noisy_layers,
 )
 from syre_rl.methods.reinit import ResetAll, ResetHead
@@ -38,6 +39,7 @@ __all__ = [
     "METHODS",
     "METHOD_NAMES",
     "NS_ADAM_BETAS",
+    "check_adam_betas",
     "STATE_PREFIX",
     "SUPERVISED_ONLY",
     "AdamResetClock",

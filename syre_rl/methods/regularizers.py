@@ -295,6 +295,12 @@ class ShrinkPerturb(SeededMethod):
                 param[e].add_(noise, alpha=self.noise_std)
 
 
+def check_adam_betas(betas: Any, field: str = "adam_betas") -> None:
+    """Adam's betas: two numbers in [0, 1) (NS-Adam and every preset schema with an optimizer check them here)."""
+    if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
+        raise ValueError(f"field {field!r} must be two numbers in [0, 1), got {betas!r}")
+
+
 class NSAdam(PlasticityMethod):
     """Adam with ``betas = (0.99, 0.99)`` (Dohare et al. 2024): an optimizer setting, set on every param group.
 
@@ -309,8 +315,7 @@ class NSAdam(PlasticityMethod):
 
     def __init__(self, model: nn.Module | None = None, *, betas: tuple[float, float] = NS_ADAM_BETAS) -> None:
         super().__init__()
-        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        check_adam_betas(betas, "betas")
         self.betas = (float(betas[0]), float(betas[1]))
         self._previous: list[Any] = []
 

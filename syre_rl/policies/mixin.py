@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from syre_rl.core import Syre, SyreConfig, peek_seed
+from syre_rl.core import Syre, SyreConfig, peek_seed, shape_mismatches
 from syre_rl.methods import METHODS
 
 __all__ = [
@@ -85,13 +85,7 @@ class OptimizerMethodMixin:
     ) -> Any:
         """torch's contract, plus: a shape mismatch anywhere fails before any tensor is copied (torch itself copies
         the matching entries first), so a failed load leaves the policy as it was."""
-        own = self.state_dict()  # type: ignore[attr-defined]
-        mismatched = [
-            f"size mismatch for {key}: copying a param with shape {tuple(value.shape)} from checkpoint, "
-            f"the shape in current model is {tuple(own[key].shape)}."
-            for key, value in state_dict.items()
-            if key in own and isinstance(value, torch.Tensor) and value.shape != own[key].shape
-        ]
+        mismatched = shape_mismatches(state_dict, self.state_dict())  # type: ignore[attr-defined]
         if mismatched:
             raise RuntimeError(
                 f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(mismatched)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from syre_rl.core import SyreConfig
-from syre_rl.methods import METHODS, check_method_kwargs
+from syre_rl.methods import METHODS, check_adam_betas, check_method_kwargs
 from syre_rl.presets import load_preset, preset_dir, preset_names
 
 AGENT_DIR = preset_dir("agents")
@@ -99,8 +99,7 @@ class AgentPreset:
             raise ValueError(
                 f"field 'net_arch' must be a non-empty list of positive sizes, got {self.net_arch!r}"
             )
-        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
-            raise ValueError(f"field 'adam_betas' must be two numbers in [0, 1), got {self.adam_betas!r}")
+        check_adam_betas(self.adam_betas)
         if not self.weight_decay >= 0:
             raise ValueError(f"field 'weight_decay' must be >= 0, got {self.weight_decay!r}")
         try:

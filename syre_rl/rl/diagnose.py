@@ -263,7 +263,7 @@ def write_diagnosis(diagnosis: Diagnosis, out: Path) -> list[Path]:
     rows = diagnosis.summary()
     written = [out / "diagnosis.json", out / "diagnosis.csv", out / "diagnosis.md", out / "diagnosis.png"]
     data = {**asdict(diagnosis), "summary": rows, "restoring": diagnosis.restoring()}
-    runs.atomic_write_text(written[0], json.dumps(data, indent=1) + "\n")
+    runs.write_json(written[0], data)
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(rows[0]))
     writer.writeheader()

@@ -158,10 +158,6 @@ def fresh_key(preset: AgentPreset, seed: int, k: int, change_every: int, tail: f
     return f"s{seed}-r{k}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    runs.atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
-
-
 @dataclass
 class Plan:
     """One run of this kind, checked: settings, regimes and where everything goes."""
@@ -222,7 +218,8 @@ def fresh_returns(plan: Plan) -> dict[int, float]:
             lambda env: build_model("ppo", plain, env, seed=plan.seed, device="cpu"),
             plan.env_at, k, plan.change_every, plan.tail,
         )  # fmt: skip
-        write_json(path, {"regime": k, "seed": plan.seed, "regime_return": value, "env": plan.preset.env})
+        record = {"regime": k, "seed": plan.seed, "regime_return": value, "env": plan.preset.env}
+        runs.write_json(path, record, sort_keys=True)
         fresh[k] = value
         print(f"fresh agent, regime {k}: {value:.1f}", flush=True)
     return fresh
@@ -290,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
             "fresh_seconds": fresh_seconds,
             "rows": rows,
         }
-        write_json(checked.run_dir / runs.RESULTS, results)
+        runs.write_json(checked.run_dir / runs.RESULTS, results, sort_keys=True)
     returns = " ".join(f"{r['regime_return']:.0f}" for r in rows)
     print(f"done: {checked.regimes} regimes of {checked.change_every:,} steps in {seconds / 60:.1f} min "
           f"({steps / seconds:,.0f} steps/s); regime returns {returns}")  # fmt: skip

@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from syre_rl import runs
 from syre_rl.cli import MAX_SEED, CheckpointError, DivergedError
+from syre_rl.core import first_non_finite
 
 KEEP_CHECKPOINTS = 2
 CONFIG_TYPES: dict[str, type] = {"algo": str, "preset_name": str, "seed": int, "preset": dict}
@@ -40,7 +40,7 @@ class RunDir:
     def write_config(self, config: dict[str, Any]) -> None:
         """Mark the directory as an RL run and write ``config`` (keys :data:`CONFIG_TYPES`) atomically."""
         runs.write_marker(self.path, "rl")
-        runs.atomic_write_text(self.config_file, json.dumps(config, indent=2, sort_keys=True) + "\n")
+        runs.write_json(self.config_file, config, indent=2, sort_keys=True)
 
     def read_config(self) -> dict[str, Any]:
         """The run's config, with every key present and of the right type (else :class:`CheckpointError`)."""
@@ -132,13 +132,9 @@ def _first_difference(old: Any, new: Any, path: str = "") -> tuple[str, Any, Any
 
 def check_finite(model: BaseAlgorithm) -> None:
     """Raise :class:`DivergedError` naming the first policy tensor (weight or buffer) that is not finite."""
-    for name, tensor in model.policy.state_dict().items():
-        if (
-            isinstance(tensor, torch.Tensor)
-            and tensor.is_floating_point()
-            and not bool(tensor.isfinite().all())
-        ):
-            raise DivergedError(f"training diverged at step {model.num_timesteps:,}: {name} is not finite")
+    name = first_non_finite(model.policy.state_dict().items())
+    if name is not None:
+        raise DivergedError(f"training diverged at step {model.num_timesteps:,}: {name} is not finite")
 
 
 def checkpoint_step(checkpoint: Path) -> int:

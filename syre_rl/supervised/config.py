@@ -13,6 +13,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from syre_rl.methods import check_adam_betas
 from syre_rl.supervised.methods import Member, build_members, check_methods
 
 __all__ = ["Experiment", "Stage", "SupervisedPreset"]
@@ -76,8 +77,7 @@ class SupervisedPreset:
                     raise ValueError(f"field {name!r} values must be finite and >= 0, got {v!r}")
         if any(not 0 <= p < 1 for p in self.dropout):
             raise ValueError(f"field 'dropout' values must be in [0, 1), got {self.dropout}")
-        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
-            raise ValueError(f"field 'adam_betas' must be two numbers in [0, 1), got {self.adam_betas!r}")
+        check_adam_betas(self.adam_betas)
         check_methods(self.methods, self.method_kwargs)
 
     def members(self) -> list[Member]:

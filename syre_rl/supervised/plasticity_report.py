@@ -26,7 +26,7 @@ import numpy as np
 
 from syre_rl.cli import OneLineParser, UsageError, check_writable, finite_float, positive_int
 from syre_rl.lifecycle import run_command
-from syre_rl.runs import atomic_write_text
+from syre_rl.runs import atomic_write_text, write_json
 from syre_rl.stats import bootstrap_band
 from syre_rl.supervised.continual import plasticity_change
 
@@ -259,7 +259,7 @@ def _write_tables(table: list[dict[str, Any]], curves: dict[str, Any], keys: lis
     writer.writeheader()
     writer.writerows(table)
     atomic_write_text(args.out / "summary.csv", text.getvalue())
-    atomic_write_text(args.out / "summary.json", json.dumps(table, indent=1) + "\n")
+    write_json(args.out / "summary.json", table)
     text = io.StringIO()
     rows = csv.writer(text)
     rows.writerow(["metric", "arm", "stage", "mean", "lo", "hi", "seeds"])

@@ -18,7 +18,7 @@ import numpy as np
 
 from syre_rl.cli import OneLineParser, UsageError, check_writable
 from syre_rl.lifecycle import run_command
-from syre_rl.runs import RESULTS
+from syre_rl.runs import RESULTS, write_json
 from syre_rl.stats import bootstrap_band
 
 __all__ = [
@@ -89,7 +89,7 @@ def seed_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _write_summary(rows: list[dict[str, Any]], out_dir: Path) -> str:
     """``summary.json`` and ``summary.csv`` (one column per metric and statistic) and a Markdown table."""
-    (out_dir / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")
+    write_json(out_dir / "summary.json", rows)
     fixed = ["setting", "seeds", "method", "weight_decay", "sigma0", "dropout"]
     keys = [k for k in rows[0] if k not in fixed]
     stats = ("mean", "lo", "hi", "min", "max")
@@ -360,7 +360,7 @@ def write_across(field: str, run_dirs: list[str | Path], out_dir: str | Path) ->
         rows += [{field: results["config"][field], **row} for row in seed_summary(results)]
     rows.sort(key=lambda r: r[field])
     metrics = [k for k in rows[0] if isinstance(rows[0][k], dict)]
-    (out_dir / "across.json").write_text(json.dumps(rows, indent=1) + "\n")
+    write_json(out_dir / "across.json", rows)
     stats = ("mean", "lo", "hi", "min", "max")
     with (out_dir / "across.csv").open("w", newline="") as f:
         writer = csv.writer(f)

@@ -24,11 +24,12 @@ from torch import Tensor, nn
 
 from syre_rl import runs
 from syre_rl.cli import CheckpointError, DivergedError, UsageError, check_device, check_writable
+from syre_rl.core import first_non_finite
 from syre_rl.supervised.config import Experiment, Stage, SupervisedPreset
 from syre_rl.supervised.methods import attach_methods, method_metrics, on_task_change
 from syre_rl.supervised.step import STEP_MODES, UNGRAPHABLE_METHODS, GraphedStep, eager_step, make_optimizer
 
-__all__ = ["RunDirError", "load_checkpoint", "train"]
+__all__ = ["RunDirError", "read_checkpoint", "train"]
 
 CHECKPOINT_FORMAT = "syre_rl.supervised/2"
 
@@ -48,11 +49,7 @@ def _check_run_dir(run_dir: Path, resume: bool, force: bool) -> bool:
     return runs.prepare_new_run(run_dir, "supervised", force)
 
 
-def _write_json(path: Path, data: Any) -> None:
-    runs.atomic_write_text(path, json.dumps(data, indent=1, allow_nan=True) + "\n")
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
+def read_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`train`; any damage is one :class:`CheckpointError`."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -164,7 +161,7 @@ def _save(run: _Run, run_dir: Path, results: dict[str, Any], next_stage: int) ->
         "methods": run.methods.state_dict(),
         "rng": _rng_state(run.device),
     }
-    _write_json(run_dir / runs.RESULTS, results)
+    runs.write_json(run_dir / runs.RESULTS, results)
     runs.atomic_write(run_dir / runs.SUPERVISED_CHECKPOINT, functools.partial(torch.save, state))
 
 
@@ -178,10 +175,10 @@ def _check_step(step: str, cfg: SupervisedPreset) -> None:
         )
 
 
-def _read_checkpoint(experiment_cls: type[Experiment], cfg: SupervisedPreset, run_dir: Path) -> dict[str, Any]:
+def _checkpoint_of(experiment_cls: type[Experiment], cfg: SupervisedPreset, run_dir: Path) -> dict[str, Any]:
     """The run's checkpoint, which must have been written by this experiment with this configuration."""
     path = run_dir / runs.SUPERVISED_CHECKPOINT
-    checkpoint = load_checkpoint(path)
+    checkpoint = read_checkpoint(path)
     if (checkpoint["experiment"], checkpoint["config"]) != (experiment_cls.name, dataclasses.asdict(cfg)):
         changed = [k for k in dataclasses.asdict(cfg) if checkpoint["config"].get(k) != getattr(cfg, k)]
         what = f"{changed[0]} differs" if changed else f"it is a {checkpoint['experiment']} run"
@@ -221,7 +218,7 @@ def train(
 
     run_dir, device = Path(run_dir), torch.device(check_device(str(device)))
     _check_run_dir(run_dir, resume, force)
-    checkpoint = _read_checkpoint(experiment_cls, cfg, run_dir) if resume else None
+    checkpoint = _checkpoint_of(experiment_cls, cfg, run_dir) if resume else None
     capturable = step == "graph" and device.type == "cuda"
     run = _build(experiment_cls, cfg, device, data_dir, download, capturable)
     if checkpoint is not None:
@@ -266,9 +263,9 @@ def _check_finite(
 ) -> None:
     """Stop the run (before measuring or checkpointing) if a member's loss or any weight is not finite."""
     bad = [m["name"] for m, ok in zip(members, torch.isfinite(losses).tolist(), strict=True) if not ok]
-    weights = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
-    if bad or weights:
-        what = f"the loss of {', '.join(bad[:3])}" if bad else f"{weights[0]}"
+    weight = first_non_finite(model.named_parameters())
+    if bad or weight:
+        what = f"the loss of {', '.join(bad[:3])}" if bad else f"{weight}"
         kept = run_dir / runs.SUPERVISED_CHECKPOINT
         where = f"the last good checkpoint is {kept}" if kept.is_file() else "no checkpoint was saved"
         raise DivergedError(f"training diverged in stage {stage.index + 1}: {what} is not finite; {where}")

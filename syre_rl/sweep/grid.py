@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from syre_rl.lifecycle import TRAINING, Command
 from syre_rl.presets import PresetError, load_preset, preset_dir, preset_names
-from syre_rl.runs import atomic_write_text, finished, resumable
+from syre_rl.runs import finished, resumable, write_json
 
 __all__ = [
     "GRID_DIR",
@@ -227,4 +227,4 @@ def write_manifest(sweep_dir: Path, grid_name: str, grid: GridPreset, runs: list
             )
     merged = {**old, **{r.id: r.to_json() for r in runs}}
     data = {"grid": grid_name, "script": grid.script, "settings": asdict(grid), "runs": list(merged.values())}
-    atomic_write_text(sweep_dir / MANIFEST, json.dumps(data, indent=1) + "\n")
+    write_json(sweep_dir / MANIFEST, data)
