@@ -21,9 +21,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from syre_rl.cli import EXIT_FAILED, OneLineParser, UsageError, fail, positive_int, seed_int
+from syre_rl.cli import EXIT_FAILED, OneLineParser, UsageError, check_writable, fail, name_list, positive_int, seed_int
 from syre_rl.presets import PresetError, runs_root
-from syre_rl.sweep.grid import expand, grid_names, load_grid
+from syre_rl.sweep.grid import check_manifest, expand, grid_names, load_grid
 
 PROG = "sweep.py"
 
@@ -50,9 +50,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--sweep-dir", type=Path, help="default: runs/sweeps/<FILE>-<PRESET>")
     p.add_argument("--seeds", type=int_list, help="replace the grid's seeds, e.g. 0,1,2")
     p.add_argument(
-        "--methods", type=lambda s: s.split(","), help="only these method labels, e.g. ppo,ppo-syre"
+        "--methods", type=name_list, help="only these method labels, e.g. ppo,ppo-syre"
     )
-    p.add_argument("--tasks", type=lambda s: s.split(","), help="replace the grid's tasks")
+    p.add_argument("--tasks", type=name_list, help="replace the grid's tasks")
     p.add_argument(
         "--jobs", type=positive_int, help="runs at a time on this machine (default: cores / cpus_per_run)"
     )
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         except PresetError as err:
             fail(PROG, str(err))
         return 0
-    from syre_rl.sweep.ray_cluster import ClusterError, import_ray  # noqa: PLC0415  (Ray itself: lazily)
+    from syre_rl.sweep.ray_cluster import ClusterError, check_address  # noqa: PLC0415  (Ray itself: lazily)
     from syre_rl.sweep.run import check_runs, run_sweep  # noqa: PLC0415
 
     try:
@@ -93,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         sweep_dir = (args.sweep_dir or runs_root() / "sweeps" / args.grid.replace(":", "-")).resolve()
         runs = expand(grid, sweep_dir, extra)
         if args.address:
-            import_ray()
+            check_address(args.address)
         check_runs(runs)
+        check_writable(sweep_dir, "sweep directory")
+        check_manifest(sweep_dir, runs)  # before the lock file: a dry run checks what the real run checks
         if args.dry_run:
             states = {run.id: run.state() for run in runs}
             for run in runs:
