@@ -25,6 +25,7 @@ from syre_rl.cli import (
     UsageError,
     fail,
     finite_float,
+    non_empty,
     positive_int,
     seed_int,
 )
@@ -38,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--algo", choices=ALGOS, help="agents/<algo>.yaml (default ppo)")
-    parser.add_argument("--preset", help="preset of agents/<algo>.yaml (default: default)")
+    parser.add_argument("--preset", type=non_empty, help="preset of agents/<algo>.yaml (default: default)")
     parser.add_argument(
         "--env", help="gymnasium id or task preset, e.g. slippery_ant:study (default: the preset's)"
     )

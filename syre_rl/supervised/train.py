@@ -329,6 +329,21 @@ class GraphedStep:
 
 
 # ------------------------------------------------------------------------------------------------ train
+def load_results(run_dir: Path) -> dict[str, Any]:
+    """The ``results.json`` of a run directory; a missing, unreadable or malformed file is one
+    :class:`CheckpointError` naming it."""
+    path = Path(run_dir) / runs.RESULTS
+    try:
+        results = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing; the run cannot report its results") from None
+    except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise CheckpointError(f"{path} is corrupt ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+    if not isinstance(results, dict) or not isinstance(results.get("history"), list):
+        raise CheckpointError(f"{path} is corrupt (not the results of a supervised run)")
+    return results
+
+
 def train(
     experiment_cls: type[Experiment],
     cfg: SupervisedPreset,
@@ -409,6 +424,8 @@ def train(
     if not resume:
         runs.write_marker(run_dir, "supervised")
 
+    # a finished run has nothing to train: its results must be readable before a new event file is made
+    previous = load_results(run_dir) if checkpoint is not None and start >= len(experiment.stages()) else None
     members = [dataclasses.asdict(m) | {"name": m.name} for m in experiment.members]
     writer = SummaryWriter(str(run_dir / runs.TB), purge_step=start if start else None)
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
@@ -487,7 +504,7 @@ def train(
     finally:
         writer.close()
     if not results:  # resumed a finished run
-        results = json.loads((run_dir / runs.RESULTS).read_text())
+        results = previous if previous is not None else load_results(run_dir)
     return results
 
 
