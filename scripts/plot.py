@@ -56,6 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bins", type=positive_int, default=50, help="step bins of RL curves (default 50)")
     p.add_argument("--confidence", type=float, default=0.95, help="bootstrap interval (default 0.95)")
     p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument(
+        "--verbose", action="store_true", help="print warnings (runs left out) as they come, also before an error"
+    )
     args = p.parse_args(argv)
     if not 0 < args.confidence < 1:  # also refuses nan
         p.error(f"--confidence must be in (0, 1), got {args.confidence}")
@@ -69,8 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     from syre_rl.sweep.figures import plot_sweep, read_sweep  # noqa: PLC0415  (numpy, TensorBoard)
     from syre_rl.sweep.finals import write_finals  # noqa: PLC0415
 
+    warnings: list[str] = []  # printed after a success; a failure is one line (unless --verbose)
+
     def warn(message: str) -> None:
-        print(f"{PROG}: {message}", file=sys.stderr)
+        if args.verbose:
+            print(f"{PROG}: {message}", file=sys.stderr)
+        else:
+            warnings.append(f"{PROG}: {message}")
 
     out = args.out or args.sweep_dir / "figures"
     try:
@@ -92,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {path}")
     except (PresetError, UsageError) as err:
         fail(PROG, str(err))
+    for line in warnings:
+        print(line, file=sys.stderr)
     return 0
 
 
