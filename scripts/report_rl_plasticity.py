@@ -33,16 +33,17 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from syre_rl.cli import OneLineParser, UsageError, check_writable
+from syre_rl.cli import OneLineParser, UsageError, check_writable, fail
+from syre_rl.presets import PresetError
 from syre_rl.runs import atomic_write_text
 from syre_rl.stats import t_interval as interval
+from syre_rl.sweep.plasticity_results import arm_label, load_plasticity_sweep  # noqa: F401  (arm_label: API)
 
 PROG = "report_rl_plasticity.py"
 
@@ -54,21 +55,8 @@ METRICS = [
 ]
 
 
-def arm_label(run: dict) -> str:
-    params = " ".join(f"{k.lstrip('-')}={v}" for k, v in run.get("params", {}).items())
-    return f"{run['method']} {params}".strip()
-
-
 def load(sweep_dir: Path) -> dict[str, list[dict]]:
-    manifest = json.loads((sweep_dir / "sweep.json").read_text())
-    arms: dict[str, list[dict]] = {}
-    for run in manifest["runs"]:
-        path = sweep_dir / run["id"] / "results.json"
-        if path.is_file():
-            results = json.loads(path.read_text())
-            if results.get("done"):
-                arms.setdefault(arm_label(run), []).append(results)
-    return arms
+    return load_plasticity_sweep(sweep_dir)
 
 
 def per_seed_summary(results: dict) -> dict[str, float]:
@@ -150,17 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--control", default="ppo-reset-all", help="the arm that must score about 0 (default ppo-reset-all)")
     args = p.parse_args(argv)
     if not (args.sweep_dir / "sweep.json").is_file():
-        print(f"report_rl_plasticity.py: error: {args.sweep_dir} has no sweep.json", file=sys.stderr)
-        return 2
-    arms = load(args.sweep_dir)
-    if not arms:
-        print(f"report_rl_plasticity.py: error: no finished run in {args.sweep_dir}", file=sys.stderr)
-        return 2
+        fail(PROG, f"{args.sweep_dir} has no sweep.json")
     try:
+        arms = load(args.sweep_dir)
+        if not arms:
+            raise UsageError(f"no finished run in {args.sweep_dir}")
         check_writable(args.out, "output directory")
-    except UsageError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+    except (UsageError, PresetError) as err:
+        fail(PROG, str(err))
     args.out.mkdir(parents=True, exist_ok=True)
 
     base = {r["seed"]: per_seed_summary(r) for r in arms.get(args.baseline, [])}

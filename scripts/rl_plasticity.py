@@ -34,7 +34,7 @@ import torch
 from stable_baselines3.common.logger import configure
 
 from syre_rl import runs
-from syre_rl.cli import OneLineParser, UsageError, seed_int
+from syre_rl.cli import OneLineParser, UsageError, check_writable, seed_int
 from syre_rl.cli import fail as cli_fail
 from syre_rl.envs import RegimeLoggerCallback, resolve_env
 from syre_rl.policies.layers import ACTIVATIONS
@@ -187,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     fresh_dir = args.fresh_dir or run_dir.parent / "fresh"
     try:
+        check_writable(run_dir, "run directory")
+        check_writable(fresh_dir, "fresh-agent directory")
         clear = runs.prepare_new_run(run_dir, KIND, args.force)
     except UsageError as err:
         fail(str(err).replace("pass --resume to continue it or --force", "pass --force"))

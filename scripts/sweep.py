@@ -21,7 +21,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from syre_rl.cli import EXIT_FAILED, OneLineParser, UsageError, check_writable, fail, name_list, positive_int, seed_int
+from syre_rl.cli import (
+    EXIT_FAILED,
+    OneLineParser,
+    UsageError,
+    check_writable,
+    fail,
+    name_list,
+    positive_int,
+    seed_int,
+)
 from syre_rl.presets import PresetError, runs_root
 from syre_rl.sweep.grid import check_manifest, expand, grid_names, load_grid
 
