@@ -57,7 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--confidence", type=float, default=0.95, help="bootstrap interval (default 0.95)")
     p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument(
-        "--verbose", action="store_true", help="print warnings (runs left out) as they come, also before an error"
+        "--verbose",
+        action="store_true",
+        help="print warnings (runs left out) as they come, also before an error",
     )
     args = p.parse_args(argv)
     if not 0 < args.confidence < 1:  # also refuses nan

@@ -58,9 +58,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state; run nothing")
     p.add_argument("--sweep-dir", type=Path, help="default: runs/sweeps/<FILE>-<PRESET>")
     p.add_argument("--seeds", type=int_list, help="replace the grid's seeds, e.g. 0,1,2")
-    p.add_argument(
-        "--methods", type=name_list, help="only these method labels, e.g. ppo,ppo-syre"
-    )
+    p.add_argument("--methods", type=name_list, help="only these method labels, e.g. ppo,ppo-syre")
     p.add_argument("--tasks", type=name_list, help="replace the grid's tasks")
     p.add_argument(
         "--jobs", type=positive_int, help="runs at a time on this machine (default: cores / cpus_per_run)"

@@ -68,7 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="graph: capture each stage's training step as a CUDA graph and replay it (fast on GPUs)",
     )
     start = p.add_mutually_exclusive_group()
-    start.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+    start.add_argument(
+        "--resume", action="store_true", help="continue the run in --run-dir from its checkpoint"
+    )
     start.add_argument("--force", action="store_true", help="start over in a --run-dir that holds a run")
     group = p.add_argument_group("overrides of preset fields")
     group.add_argument("--syre", action="store_true", help="train syre members only (methods: [syre])")

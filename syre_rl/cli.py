@@ -188,7 +188,9 @@ def check_writable(path: Path, what: str = "directory") -> None:
         name_max, path_max = 255, 4096
     for part in path.relative_to(existing).parts:
         if len(os.fsencode(part)) > name_max:
-            raise UsageError(f"cannot create {what} {path}: the name {part[:40]}... is longer than {name_max} bytes")
+            raise UsageError(
+                f"cannot create {what} {path}: the name {part[:40]}... is longer than {name_max} bytes"
+            )
     if len(os.fsencode(str(path))) >= path_max:
         raise UsageError(f"cannot create {what} {path}: the path is longer than {path_max} bytes")
     if not os.access(existing, os.W_OK | os.X_OK):

@@ -24,10 +24,9 @@ import time
 from pathlib import Path
 
 import pytest
+from test_robustness import ENV, SCRIPTS, rl_run, supervised_run
 
 from syre_rl.presets import PROJECT_ROOT
-
-from test_robustness import ENV, SCRIPTS, rl_run, supervised_run
 
 PYTHON_ENV = {**ENV, "PYTHONPATH": str(PROJECT_ROOT)}
 
@@ -87,7 +86,10 @@ def area(tmp_path_factory) -> dict[str, Path]:
     (sweep / "sweep.json").write_text(json.dumps(manifest))
     plastic = root / "plastic"
     (plastic / "a").mkdir(parents=True)
-    rows = [{"regime": k, "regime_return": -100.0 - k, "fresh_return": -90.0, "figure": -10.0 - k} for k in range(3)]
+    rows = [
+        {"regime": k, "regime_return": -100.0 - k, "fresh_return": -90.0, "figure": -10.0 - k}
+        for k in range(3)
+    ]
     results = {"done": True, "seed": 0, "rows": rows, "steps_per_second": 100.0}
     (plastic / "a" / "results.json").write_text(json.dumps(results))
     (plastic / "sweep.json").write_text(json.dumps({"runs": [{"id": "a", "method": "ppo", "seed": 0}]}))
@@ -115,7 +117,11 @@ PLASTIC = ["--preset", "vec-pendulum-smoke", "--no-fresh", "--run-dir", "{tmp}/r
 LONG = "x" * 300
 CASES: list[tuple[str, list[str], str]] = [
     # tracebacks that are one line now
-    ("train_ppo", ["--algo", "sac", "--env", "CartPole-v1", *PPO, "--run-dir", "{tmp}/run"], "does not support the action space"),
+    (
+        "train_ppo",
+        ["--algo", "sac", "--env", "CartPole-v1", *PPO, "--run-dir", "{tmp}/run"],
+        "does not support the action space",
+    ),
     ("train_ppo", [*PPO, "--run-dir", "/proc/syre_rl_run"], "no folder can be created in /proc"),
     ("train_ppo", [*PPO, "--run-dir", f"{{tmp}}/{LONG}"], "File name too long"),
     ("train_ppo", [*PPO, "--run-dir", f"{{tmp}}/{LONG}/run"], "File name too long"),
@@ -139,18 +145,44 @@ CASES: list[tuple[str, list[str], str]] = [
     ("train_supervised", [*SUP, "--seeds", "10001", "--run-dir", "{tmp}/run"], "[1, 10,000]"),
     ("train_supervised", [*SUP, "--run-dir", "{sup}", "--resume", "--force"], "not allowed with"),
     ("train_ppo", ["--run-dir", "{rl}", "--resume", "--force"], "not allowed with"),
-    ("train_supervised", [*SUP, "--methods", "none,none", "--run-dir", "{tmp}/run"], "none is listed more than once"),
-    ("train_supervised", [*SUP, "--methods", "none,,syre", "--run-dir", "{tmp}/run"], "comma-separated names"),
-    ("sweep", ["rl:smoke", "--sweep-dir", "{tmp}/sw", "--methods", "ppo,ppo"], "ppo is listed more than once"),
+    (
+        "train_supervised",
+        [*SUP, "--methods", "none,none", "--run-dir", "{tmp}/run"],
+        "none is listed more than once",
+    ),
+    (
+        "train_supervised",
+        [*SUP, "--methods", "none,,syre", "--run-dir", "{tmp}/run"],
+        "comma-separated names",
+    ),
+    (
+        "sweep",
+        ["rl:smoke", "--sweep-dir", "{tmp}/sw", "--methods", "ppo,ppo"],
+        "ppo is listed more than once",
+    ),
     ("sweep", ["rl:smoke", "--sweep-dir", "{tmp}/sw", "--address", "no-port"], "--address must be HOST:PORT"),
-    ("sweep", ["rl:smoke", "--sweep-dir", "/proc/syre_rl_sweep", "--dry-run"], "no folder can be created in /proc"),
+    (
+        "sweep",
+        ["rl:smoke", "--sweep-dir", "/proc/syre_rl_sweep", "--dry-run"],
+        "no folder can be created in /proc",
+    ),
     # several lines for one failure: now one
-    ("plot", ["{sweep}", "--metric", "x=no/such/tag", "--out", "{tmp}/figures"], "has logged any of the metrics x"),
-    ("report_rl_plasticity", ["{plastic}", "--out", "/proc/syre_rl_report"], "no folder can be created in /proc"),
+    (
+        "plot",
+        ["{sweep}", "--metric", "x=no/such/tag", "--out", "{tmp}/figures"],
+        "has logged any of the metrics x",
+    ),
+    (
+        "report_rl_plasticity",
+        ["{plastic}", "--out", "/proc/syre_rl_report"],
+        "no folder can be created in /proc",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "argv", "message"), CASES, ids=[f"{c[0]}:{' '.join(c[1])[-60:]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "argv", "message"), CASES, ids=[f"{c[0]}:{' '.join(c[1])[-60:]}" for c in CASES]
+)
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, name, argv, message):
     dangling(case["tmp"])
     watched = ("tmp", "rl", "sup", "sweep", "plastic")
@@ -173,7 +205,9 @@ def damaged_sweep(tmp: Path, manifest: object, results: object | None = None) ->
     (sweep / "a").mkdir(parents=True)
     (sweep / "sweep.json").write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
     if results is not None:
-        (sweep / "a" / "results.json").write_text(results if isinstance(results, str) else json.dumps(results))
+        (sweep / "a" / "results.json").write_text(
+            results if isinstance(results, str) else json.dumps(results)
+        )
     return sweep
 
 
@@ -215,7 +249,11 @@ def test_report_of_a_damaged_sweep_is_one_line_and_writes_nothing(tmp_path, dama
     manifest, results, message = REPORT_DAMAGE[damage]
     sweep = damaged_sweep(tmp_path, manifest, results)
     before = snapshot(tmp_path)
-    assert_one_line(script("report_rl_plasticity", str(sweep), "--out", str(tmp_path / "report")), "report_rl_plasticity", message)
+    assert_one_line(
+        script("report_rl_plasticity", str(sweep), "--out", str(tmp_path / "report")),
+        "report_rl_plasticity",
+        message,
+    )
     assert snapshot(tmp_path) == before
 
 
@@ -247,7 +285,9 @@ def test_a_dry_run_refuses_a_run_recorded_with_other_arguments(tmp_path):
 def test_an_unreachable_ray_head_is_refused_within_seconds_and_creates_nothing(tmp_path):
     port = closed_port()
     started = time.monotonic()
-    result = script("sweep", "rl:smoke", "--sweep-dir", str(tmp_path / "sw"), "--address", f"127.0.0.1:{port}")
+    result = script(
+        "sweep", "rl:smoke", "--sweep-dir", str(tmp_path / "sw"), "--address", f"127.0.0.1:{port}"
+    )
     assert_one_line(result, "sweep", f"cannot reach the Ray head at 127.0.0.1:{port}")
     assert time.monotonic() - started < 30 and list(tmp_path.iterdir()) == []
 
@@ -282,9 +322,14 @@ def test_a_file_size_limit_while_checkpointing_stops_with_exit_3_and_no_temporar
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2))
 
-    result = script("train_ppo", "--run-dir", str(run), "--resume", "--total-timesteps", "1024", preexec_fn=limit)
+    result = script(
+        "train_ppo", "--run-dir", str(run), "--resume", "--total-timesteps", "1024", preexec_fn=limit
+    )
     err = assert_one_line(result, "train_ppo", "cannot write checkpoint", code=3)
-    assert "File too large" in err and f"the last good checkpoint is {run / 'checkpoints' / 'step_000000000256'}" in err
+    assert (
+        "File too large" in err
+        and f"the last good checkpoint is {run / 'checkpoints' / 'step_000000000256'}" in err
+    )
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_000000000256"]  # no hidden folder
     assert not [p for p in run.rglob(".*") if p.name != ".syre_rl-run"]
 

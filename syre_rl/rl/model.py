@@ -19,8 +19,18 @@ from syre_rl.rl.methods import POLICY_CHOICES
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "sac": SAC}
 _SUPPORTED_ACTIONS: dict[str, tuple[type, ...]] = {
     "sac": (gymnasium.spaces.Box,),
-    "ppo": (gymnasium.spaces.Box, gymnasium.spaces.Discrete, gymnasium.spaces.MultiDiscrete, gymnasium.spaces.MultiBinary),
-    "a2c": (gymnasium.spaces.Box, gymnasium.spaces.Discrete, gymnasium.spaces.MultiDiscrete, gymnasium.spaces.MultiBinary),
+    "ppo": (
+        gymnasium.spaces.Box,
+        gymnasium.spaces.Discrete,
+        gymnasium.spaces.MultiDiscrete,
+        gymnasium.spaces.MultiBinary,
+    ),
+    "a2c": (
+        gymnasium.spaces.Box,
+        gymnasium.spaces.Discrete,
+        gymnasium.spaces.MultiDiscrete,
+        gymnasium.spaces.MultiBinary,
+    ),
 }
 
 

@@ -338,7 +338,9 @@ def load_results(run_dir: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing; the run cannot report its results") from None
     except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise CheckpointError(f"{path} is corrupt ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+        raise CheckpointError(
+            f"{path} is corrupt ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+        ) from None
     if not isinstance(results, dict) or not isinstance(results.get("history"), list):
         raise CheckpointError(f"{path} is corrupt (not the results of a supervised run)")
     return results

@@ -220,7 +220,9 @@ def check_manifest(sweep_dir: Path, runs: list[Run]) -> dict[str, dict[str, Any]
         return {}
     old: dict[str, dict[str, Any]] = {}
     for i, run in enumerate(read_manifest(sweep_dir)["runs"]):
-        if not (isinstance(run, dict) and isinstance(run.get("id"), str) and isinstance(run.get("args"), list)):
+        if not (
+            isinstance(run, dict) and isinstance(run.get("id"), str) and isinstance(run.get("args"), list)
+        ):
             raise PresetError(f"{path}: run {i} has no id or no list of args")
         old[run["id"]] = run
     for run in runs:

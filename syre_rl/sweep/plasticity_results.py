@@ -28,13 +28,17 @@ def read_plasticity_results(path: Path) -> dict[str, Any]:
     try:
         results = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
-        raise UsageError(f"{path} is unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+        raise UsageError(
+            f"{path} is unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+        ) from None
     if not isinstance(results, dict):
         raise UsageError(f"{path} is not the results of an rl_plasticity.py run")
     missing = [key for key in RESULT_KEYS if key not in results]
     rows = results.get("rows")
     if missing or not isinstance(rows, list) or not rows:
-        raise UsageError(f"{path} is not the results of an rl_plasticity.py run (no {', '.join(missing) or 'rows'})")
+        raise UsageError(
+            f"{path} is not the results of an rl_plasticity.py run (no {', '.join(missing) or 'rows'})"
+        )
     for k, row in enumerate(rows):
         if not (isinstance(row, dict) and all(key in row for key in ROW_KEYS)):
             raise UsageError(f"{path}: row {k} lacks {' or '.join(ROW_KEYS)}")

@@ -80,7 +80,9 @@ def check_address(address: str, timeout: float = CONNECT_SECONDS) -> None:
         with socket.create_connection((host, int(port)), timeout=timeout):
             pass
     except OSError as err:
-        reason = "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err) or type(err).__name__)
+        reason = (
+            "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err) or type(err).__name__)
+        )
         raise UsageError(
             f"--address {address}: cannot reach the Ray head at {host}:{port} within {timeout:g} s ({reason})"
         ) from None
