@@ -32,6 +32,9 @@ __all__ = [
     "check_writable",
     "fail",
     "finite_float",
+    "member_count",
+    "name_list",
+    "non_empty",
     "positive_int",
     "seed_int",
 ]
@@ -44,6 +47,7 @@ FINAL_EXITS = frozenset({EXIT_BAD_INPUT, EXIT_DIVERGED})
 
 MAX_SEED = 2**31 - 1  # seeds plus step offsets must stay below numpy's 2**32
 MAX_INT = 2**62  # larger counts are typos, and would overflow int64 tensors and numpy seeds
+MAX_MEMBERS = 10_000  # members (seeds) of one stacked run: more would not fit in memory anyway
 
 
 class UsageError(ValueError):
@@ -126,6 +130,32 @@ def seed_int(text: str) -> int:
     return value
 
 
+def member_count(text: str) -> int:
+    """A count of members or seeds of one run, in ``[1, 10000]`` (checked before anything is allocated)."""
+    value = _integer(text)
+    if not 0 < value <= MAX_MEMBERS:
+        raise argparse.ArgumentTypeError(f"must be an integer in [1, {MAX_MEMBERS:,}], got {text}")
+    return value
+
+
+def non_empty(text: str) -> str:
+    """A name that is not empty or blank (an empty ``--preset ''`` would silently mean the default)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def name_list(text: str) -> list[str]:
+    """Comma-separated names, each given once and none empty: ``none,l2,syre``."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"{', '.join(twice)} is listed more than once in {text!r}")
+    return names
+
+
 # -------------------------------------------------------------------------------------- environment
 def check_device(device: str) -> str:
     """``device`` if torch can use it here (``cpu``, ``cuda[:i]``, ``mps``, ``auto``), else :class:`UsageError`."""
@@ -151,16 +181,53 @@ def check_device(device: str) -> str:
 def check_writable(path: Path, what: str = "directory") -> None:
     """Raise :class:`UsageError` unless ``path`` is (or can be created as) a writable directory.
 
-    Walks up to the first existing ancestor: a file there, or a folder without write permission, means the
-    directory cannot be created. Nothing is created.
+    Walks up to the first existing ancestor: a file there, a dangling symbolic link on the way, a name longer
+    than the filesystem allows, or a folder in which no folder can be made (no write permission, a read-only
+    or virtual filesystem such as ``/proc``) means the directory cannot be created. Nothing is left behind:
+    the last check makes an empty folder in that ancestor and removes it at once.
     """
     path = Path(path).absolute()
+    try:
+        path.exists()
+    except OSError as err:  # a name too long for the filesystem, a loop of links
+        raise UsageError(f"cannot create {what} {str(path)[:120]}...: {err.strerror}") from None
     if path.exists() and not path.is_dir():
         raise UsageError(f"{what} {path} is a file, not a directory")
     existing = path
     while not existing.exists():
+        if existing.is_symlink():
+            raise UsageError(f"cannot create {what} {path}: {existing} is a link to a missing target")
         existing = existing.parent
     if not existing.is_dir():
         raise UsageError(f"cannot create {what} {path}: {existing} is a file")
+    try:
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+        path_max = os.pathconf(existing, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    for part in path.relative_to(existing).parts:
+        if len(os.fsencode(part)) > name_max:
+            raise UsageError(
+                f"cannot create {what} {path}: the name {part[:40]}... is longer than {name_max} bytes"
+            )
+    if len(os.fsencode(str(path))) >= path_max:
+        raise UsageError(f"cannot create {what} {path}: the path is longer than {path_max} bytes")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"cannot write {what} {path}: {existing} is not writable")
+    if existing == path and not _can_create_in(path):
+        raise UsageError(f"cannot write {what} {path}: no file can be created there")
+    if existing != path and not _can_create_in(existing):
+        raise UsageError(f"cannot create {what} {path}: no folder can be created in {existing}")
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a folder can be made in ``folder`` (made and removed at once: os.access says yes to root, and to
+    read-only and virtual filesystems such as /proc)."""
+    import tempfile  # noqa: PLC0415
+
+    try:
+        probe = tempfile.mkdtemp(prefix=".syre_rl-probe-", dir=folder)
+    except OSError:
+        return False
+    os.rmdir(probe)
+    return True

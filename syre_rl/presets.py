@@ -54,15 +54,40 @@ class PresetError(UsageError):
     """A preset file or field is missing or invalid; the message names the file, preset and field."""
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping at any depth (plain YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:  # an unhashable key: SafeLoader reports it
+                continue
+            if first != line:
+                raise PresetError(
+                    f"{self.name}: key {key!r} is given twice (lines {first} and {line}); keep one of them"
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_preset_file(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read a preset file into ``{name: fields}``, with clear errors for missing or malformed files."""
+    """Read a preset file into ``{name: fields}``, with clear errors for missing or malformed files and for a
+    key given twice in one mapping (naming file, key and lines)."""
     path = Path(path)
     if not path.is_file():
         raise PresetError(f"preset file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        loader = _UniqueKeyLoader(path.read_text())
+        loader.name = str(path)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as err:
-        raise PresetError(f"{path}: not valid YAML ({err})") from None
+        raise PresetError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise PresetError(f"{path}: expected a mapping of preset names to mappings of fields")
     return data

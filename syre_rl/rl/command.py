@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from syre_rl.cli import EXIT_INTERRUPTED, OneLineParser, positive_int, seed_int
+from syre_rl.cli import EXIT_INTERRUPTED, OneLineParser, non_empty, positive_int, seed_int
 from syre_rl.core import SyreConfig
 from syre_rl.flags import add_dataclass_flags, collect_dataclass_flags
 from syre_rl.lifecycle import run_command
@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     renamed = {f"--{key}": f"--syre-{key}" for key in ("sigma0", "gamma", "anchor-scale", "spread", "mode")}  # old aliases
     parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0], renamed=renamed)
     parser.add_argument("--algo", choices=ALGOS, help="agents/<algo>.yaml (default ppo)")
-    parser.add_argument("--preset", help="preset of agents/<algo>.yaml (default: default)")
+    parser.add_argument("--preset", type=non_empty, help="preset of agents/<algo>.yaml (default: default)")
     parser.add_argument(
         "--env", help="gymnasium id or task preset, e.g. slippery_ant:study (default: the preset's)"
     )

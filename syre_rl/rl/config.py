@@ -18,6 +18,7 @@ from syre_rl.methods import METHODS, check_adam_betas, check_method_kwargs
 from syre_rl.presets import load_preset, preset_dir, preset_names
 
 AGENT_DIR = preset_dir("agents")
+MAX_ENVS = 4096  # environments in lockstep: each is a Python object in this process; more is a typo
 
 
 # The keys a preset's syre group may set: the fields of SyreConfig.
@@ -95,6 +96,8 @@ class AgentPreset:
         _positive(
             self, "n_envs", "total_timesteps", "learning_rate", "adam_eps", "eval_episodes", "checkpoint_freq"
         )
+        if self.n_envs > MAX_ENVS:
+            raise ValueError(f"field 'n_envs' must be at most {MAX_ENVS}, got {self.n_envs}")
         if not self.net_arch or any(n <= 0 for n in self.net_arch):
             raise ValueError(
                 f"field 'net_arch' must be a non-empty list of positive sizes, got {self.net_arch!r}"

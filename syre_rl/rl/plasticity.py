@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syre_rl import runs
-from syre_rl.cli import OneLineParser, UsageError, finite_float, positive_int, seed_int
+from syre_rl.cli import OneLineParser, UsageError, check_writable, finite_float, positive_int, seed_int
 from syre_rl.core import SyreConfig
 from syre_rl.flags import add_dataclass_flags, collect_dataclass_flags
 from syre_rl.lifecycle import run_command
@@ -197,7 +197,10 @@ def plan(args: argparse.Namespace) -> Plan:
 
 def check(args: argparse.Namespace) -> None:
     """Every test of the command line that can fail before training (the sweep checks its runs with this)."""
-    plan(args)
+    checked = plan(args)
+    check_writable(checked.run_dir, "run directory")
+    if checked.fresh_dir is not None:
+        check_writable(checked.fresh_dir, "fresh-agent directory")
 
 
 def fresh_returns(plan: Plan) -> dict[int, float]:

@@ -38,13 +38,16 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from syre_rl import runs as layout
 from syre_rl.cli import OneLineParser, UsageError, check_writable
 from syre_rl.lifecycle import run_command
 from syre_rl.runs import atomic_write_text
 from syre_rl.stats import t_interval as interval
+from syre_rl.sweep.figures import read_sweep
 
 PROG = "report_rl_plasticity.py"
 
@@ -56,18 +59,46 @@ METRICS = [
 ]
 
 
+ROW_KEYS = ("regime_return", "figure")
+RESULT_KEYS = ("seed", "rows", "steps_per_second")
+
+
 def arm_label(run: dict) -> str:
-    params = " ".join(f"{k.lstrip('-')}={v}" for k, v in run.get("params", {}).items())
+    """A run's arm: its method label and its grid parameters."""
+    params = " ".join(f"{k.lstrip('-')}={v}" for k, v in (run.get("params") or {}).items())
     return f"{run['method']} {params}".strip()
 
 
-def load(sweep_dir: Path) -> dict[str, list[dict]]:
-    manifest = json.loads((sweep_dir / "sweep.json").read_text())
-    arms: dict[str, list[dict]] = {}
+def read_plasticity_results(path: Path) -> dict[str, Any]:
+    """A run's ``results.json``, with the fields the report reads (else :class:`UsageError` naming the file)."""
+    try:
+        results = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise UsageError(
+            f"{path} is unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+        ) from None
+    if not isinstance(results, dict):
+        raise UsageError(f"{path} is not the results of an rl_plasticity.py run")
+    missing = [key for key in RESULT_KEYS if key not in results]
+    rows = results.get("rows")
+    if missing or not isinstance(rows, list) or not rows:
+        raise UsageError(
+            f"{path} is not the results of an rl_plasticity.py run (no {', '.join(missing) or 'rows'})"
+        )
+    for k, row in enumerate(rows):
+        if not (isinstance(row, dict) and all(key in row for key in ROW_KEYS)):
+            raise UsageError(f"{path}: row {k} lacks {' or '.join(ROW_KEYS)}")
+    return results
+
+
+def load_plasticity_sweep(sweep_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """The results of every finished run of the sweep, by arm (runs without ``results.json`` are left out)."""
+    manifest = read_sweep(sweep_dir)  # a readable sweep.json whose runs have plain ids and a method
+    arms: dict[str, list[dict[str, Any]]] = {}
     for run in manifest["runs"]:
-        path = sweep_dir / run["id"] / "results.json"
+        path = Path(sweep_dir) / run["id"] / layout.RESULTS
         if path.is_file():
-            results = json.loads(path.read_text())
+            results = read_plasticity_results(path)
             if results.get("done"):
                 arms.setdefault(arm_label(run), []).append(results)
     return arms
@@ -241,7 +272,7 @@ def plot(regime_rows: list[dict], arms: list[str], title: str, out: Path) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    arms = load(args.sweep_dir)
+    arms = load_plasticity_sweep(args.sweep_dir)
     if not arms:
         raise UsageError(f"no finished run in {args.sweep_dir}")
     args.out.mkdir(parents=True, exist_ok=True)

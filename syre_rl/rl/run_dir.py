@@ -4,6 +4,7 @@ written from non-finite weights."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,15 @@ from syre_rl.core import first_non_finite
 
 KEEP_CHECKPOINTS = 2
 CONFIG_TYPES: dict[str, type] = {"algo": str, "preset_name": str, "seed": int, "preset": dict}
+
+
+class CheckpointWriteError(DivergedError):
+    """A checkpoint could not be written (disk full, a file-size limit, an I/O error). The run stops like a
+    diverging one (exit status 3, the last good checkpoint kept): starting it again would fail the same way
+    until the cause is fixed."""
+
+
+_STEP_NAME = re.compile(r"step_\d+")
 
 
 class RunDir:
@@ -93,14 +103,23 @@ class RunDir:
         """
         check_finite(model)
         target = folder or self.checkpoint_dir / f"step_{model.num_timesteps:012d}"
-        tmp = runs.temporary_dir(target.parent, target.name)
-        model.save(tmp / runs.MODEL_FILE)
-        if self.config_file.is_file():  # the settings it was trained with, checked on --resume
-            shutil.copy2(self.config_file, tmp / runs.CONFIG)
-        venv = model.get_vec_normalize_env()
-        if venv is not None:
-            venv.save(str(tmp / runs.VECNORMALIZE_FILE))
-        runs.replace_dir(tmp, target)
+        tmp: Path | None = None
+        try:
+            tmp = runs.temporary_dir(target.parent, target.name)
+            model.save(tmp / runs.MODEL_FILE)
+            if self.config_file.is_file():  # the settings it was trained with, checked on --resume
+                shutil.copy2(self.config_file, tmp / runs.CONFIG)
+            venv = model.get_vec_normalize_env()
+            if venv is not None:
+                venv.save(str(tmp / runs.VECNORMALIZE_FILE))
+            runs.replace_dir(tmp, target)
+        except OSError as err:  # the temporary folder goes; the previous checkpoints stay as they were
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            reason = err.strerror or (str(err).splitlines() or [type(err).__name__])[0]
+            raise CheckpointWriteError(
+                f"cannot write checkpoint {target} at step {model.num_timesteps:,}: {reason}"
+            ) from None
         if folder is None:
             for stale in self.checkpoints()[:-KEEP_CHECKPOINTS]:
                 shutil.rmtree(stale, ignore_errors=True)
@@ -138,6 +157,12 @@ def check_finite(model: BaseAlgorithm) -> None:
 
 
 def checkpoint_step(checkpoint: Path) -> int:
+    """The step of a ``step_<n>`` checkpoint folder (:class:`CheckpointError` for any other name)."""
+    if not _STEP_NAME.fullmatch(checkpoint.name):
+        raise CheckpointError(
+            f"{checkpoint} is not a checkpoint of this toolkit (names are step_<steps>); move it out of "
+            f"{checkpoint.parent} to resume"
+        )
     return int(checkpoint.name.removeprefix("step_"))
 
 

@@ -28,6 +28,8 @@ from syre_rl.cli import (
     UsageError,
     fail,
     finite_float,
+    member_count,
+    name_list,
     positive_int,
     seed_int,
 )
@@ -66,12 +68,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="eager",
         help="graph: capture each stage's training step as a CUDA graph and replay it (fast on GPUs)",
     )
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
-    p.add_argument("--force", action="store_true", help="start over in a --run-dir that holds a run")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its checkpoint")
+    start.add_argument("--force", action="store_true", help="start over in a --run-dir that holds a run")
     group = p.add_argument_group("overrides of preset fields")
     group.add_argument("--syre", action="store_true", help="train syre members only (methods: [syre])")
     group.add_argument(
-        "--methods", type=lambda s: s.split(","), help="comma-separated, any mix, e.g. none,l2,syre,cbp,redo"
+        "--methods", type=name_list, help="comma-separated, any mix, e.g. none,l2,syre,cbp,redo"
     )
     group.add_argument(
         "--weight-decay",
@@ -80,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="decay strength of l2 and syre (replaces the preset's weight_decay sweep)",
     )
     group.add_argument("--sigma0", type=finite_float, help="anchor scale of syre (replaces the sigma0 sweep)")
-    group.add_argument("--seeds", type=positive_int, help="members per setting")
+    group.add_argument("--seeds", type=member_count, help="members per setting (at most 10,000)")
     group.add_argument("--seed", type=seed_int, help="first seed")
     group.add_argument("--epochs", type=positive_int, help="epochs (per task for permuted-mnist)")
     group.add_argument("--tasks", type=positive_int, help="permuted-mnist: number of tasks")

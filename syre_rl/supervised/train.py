@@ -29,7 +29,7 @@ from syre_rl.supervised.config import Experiment, Stage, SupervisedPreset
 from syre_rl.supervised.methods import attach_methods, method_metrics, on_task_change
 from syre_rl.supervised.step import STEP_MODES, UNGRAPHABLE_METHODS, GraphedStep, eager_step, make_optimizer
 
-__all__ = ["RunDirError", "read_checkpoint", "train"]
+__all__ = ["RunDirError", "load_results", "read_checkpoint", "train"]
 
 CHECKPOINT_FORMAT = "syre_rl.supervised/2"
 
@@ -189,6 +189,23 @@ def _checkpoint_of(experiment_cls: type[Experiment], cfg: SupervisedPreset, run_
     return checkpoint
 
 
+def load_results(run_dir: Path) -> dict[str, Any]:
+    """The ``results.json`` of a run directory; a missing, unreadable or malformed file is one
+    :class:`CheckpointError` naming it."""
+    path = Path(run_dir) / runs.RESULTS
+    try:
+        results = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing; the run cannot report its results") from None
+    except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise CheckpointError(
+            f"{path} is corrupt ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+        ) from None
+    if not isinstance(results, dict) or not isinstance(results.get("history"), list):
+        raise CheckpointError(f"{path} is corrupt (not the results of a supervised run)")
+    return results
+
+
 def train(
     experiment_cls: type[Experiment],
     cfg: SupervisedPreset,
@@ -228,6 +245,8 @@ def train(
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
     stages = experiment.stages()
     end = len(stages) if max_stages is None else min(len(stages), run.start + max_stages)
+    # a resumed finished run reports its results: read (and checked) before anything is written
+    previous = load_results(run_dir) if checkpoint is not None and run.start >= len(stages) else None
     # Every check passed (settings, data, device, checkpoint): only now is the directory claimed (and an old
     # run deleted).
     with runs.claim_run(run_dir, "supervised", resume=resume, force=force):
@@ -254,7 +273,7 @@ def train(
         finally:
             writer.close()
     if not results:  # resumed a finished run
-        results = json.loads((run_dir / runs.RESULTS).read_text())
+        results = previous if previous is not None else load_results(run_dir)
     return results
 
 

@@ -21,10 +21,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from syre_rl.cli import EXIT_FAILED, OneLineParser, UsageError, fail, positive_int, seed_int
+from syre_rl.cli import (
+    EXIT_FAILED,
+    OneLineParser,
+    UsageError,
+    check_writable,
+    fail,
+    name_list,
+    positive_int,
+    seed_int,
+)
 from syre_rl.lifecycle import run_command
 from syre_rl.presets import runs_root
-from syre_rl.sweep.grid import GridPreset, expand, grid_names, load_grid
+from syre_rl.sweep.grid import GridPreset, check_manifest, expand, grid_names, load_grid
 
 PROG = "sweep.py"
 
@@ -50,10 +59,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state; run nothing")
     p.add_argument("--sweep-dir", type=Path, help="default: runs/sweeps/<FILE>-<PRESET>")
     p.add_argument("--seeds", type=int_list, help="replace the grid's seeds, e.g. 0,1,2")
-    p.add_argument(
-        "--methods", type=lambda s: s.split(","), help="only these method labels, e.g. ppo,ppo-syre"
-    )
-    p.add_argument("--tasks", type=lambda s: s.split(","), help="replace the grid's tasks")
+    p.add_argument("--methods", type=name_list, help="only these method labels, e.g. ppo,ppo-syre")
+    p.add_argument("--tasks", type=name_list, help="replace the grid's tasks")
     p.add_argument(
         "--jobs", type=positive_int, help="runs at a time on this machine (default: cores / cpus_per_run)"
     )
@@ -90,15 +97,17 @@ def check(args: argparse.Namespace) -> None:
     arguments (each run's own check) and the cluster's library."""
     if args.list:
         return
-    from syre_rl.sweep.ray_cluster import import_ray  # noqa: PLC0415  (Ray itself: lazily)
+    from syre_rl.sweep.ray_cluster import check_address  # noqa: PLC0415  (Ray itself: lazily)
     from syre_rl.sweep.run import check_runs  # noqa: PLC0415
 
     args.grid_preset = _grid(args)
     args.sweep_dir = (args.sweep_dir or runs_root() / "sweeps" / args.grid.replace(":", "-")).resolve()
     args.runs = expand(args.grid_preset, args.sweep_dir, args.extra)
     if args.address:
-        import_ray()
+        check_address(args.address)  # reachable in seconds, before anything is created
     check_runs(args.runs)
+    check_writable(args.sweep_dir, "sweep directory")
+    check_manifest(args.sweep_dir, args.runs)  # a dry run refuses what the real run refuses, writing nothing
 
 
 def run(args: argparse.Namespace) -> int:

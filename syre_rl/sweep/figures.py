@@ -110,10 +110,12 @@ def rl_curves(
     scalars = {}
     for run in runs:
         tb = sweep_dir / run["id"] / layout.TB
-        if tb.is_dir():
-            scalars[run["id"]] = read_scalars(tb)
-        else:
+        if not tb.is_dir():
             warn(f"{run['id']} has no event files yet; left out")
+            continue
+        scalars[run["id"]] = read_scalars(tb)
+        if not scalars[run["id"]]:
+            warn(f"{run['id']}: its event files hold no readable scalars (empty or corrupt); left out")
     last = max((int(s[-1]) for tags in scalars.values() for s, _ in tags.values() if len(s)), default=0)
     edges = np.linspace(0, last + 1, bins + 1)
     curves = TaskCurves(x=np.round((edges[:-1] + edges[1:]) / 2), x_label="environment steps")
@@ -143,8 +145,12 @@ def supervised_curves(
     results = []
     for run in runs:
         try:
-            results.append(upgrade_results(json.loads((sweep_dir / run["id"] / layout.RESULTS).read_text())))
-        except (OSError, ValueError):
+            data = upgrade_results(json.loads((sweep_dir / run["id"] / layout.RESULTS).read_text()))
+            if not (isinstance(data.get("stages"), int) and isinstance(data.get("history"), list)
+                    and isinstance(data.get("members"), list)):  # fmt: skip
+                raise ValueError("not the results of a supervised run")
+            results.append(data)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
             warn(f"{run['id']} has no readable results.json yet; left out")
     stages = max((r["stages"] for r in results), default=0)
     history0 = results[0]["history"] if results else []
@@ -233,12 +239,20 @@ def draw(task: str, curves: TaskCurves, rows: list[dict], out: Path, confidence:
     return paths
 
 
+_RUN_ID = re.compile(r"[A-Za-z0-9_+=-][A-Za-z0-9_.+=-]*")  # a plain folder name, as the sweep writes them
+
+
 def read_sweep(sweep_dir: Path) -> dict:
-    """The sweep's ``sweep.json``, every run with an id and a method (else :class:`UsageError`)."""
+    """The sweep's ``sweep.json``, every run with an id (a plain folder name: no ``/``, not ``..``) and a
+    method (else :class:`UsageError`)."""
     manifest = read_manifest(sweep_dir)
     for i, run in enumerate(manifest["runs"]):
         if not (isinstance(run, dict) and isinstance(run.get("id"), str) and run["id"]):
             raise UsageError(f"{Path(sweep_dir) / 'sweep.json'}: run {i} has no id")
+        if not _RUN_ID.fullmatch(run["id"]):
+            raise UsageError(
+                f"{Path(sweep_dir) / 'sweep.json'}: run id {run['id']!r} is not a plain folder name of the sweep"
+            )
         if not isinstance(run.get("method"), str):
             raise UsageError(f"{Path(sweep_dir) / 'sweep.json'}: run {run['id']} has no method")
     return manifest
@@ -263,16 +277,22 @@ def plot_sweep(
     manifest = read_sweep(sweep_dir)
     supervised = manifest.get("script") == "train_supervised"
     metrics = metrics or [parse_metric(m) for m in (SUPERVISED_METRICS if supervised else RL_METRICS)]
-    out.mkdir(parents=True, exist_ok=True)
     tasks: dict[str, list[dict]] = {}
     for run in manifest["runs"]:
         tasks.setdefault(run.get("task") or "", []).append(run)
-    table = []
+    left_out: list[str] = []
+
+    def note(message: str) -> None:  # runs without readable logs are named in the error if nothing is left
+        left_out.append(message.split(" ", 1)[0].rstrip(":"))
+        warn(message)
+
+    # Everything is read and summarised before anything is written: a failure leaves no empty folder behind.
+    plotted = []
     for task, task_runs in tasks.items():
         curves = (
-            supervised_curves(sweep_dir, task_runs, metrics, warn)
+            supervised_curves(sweep_dir, task_runs, metrics, note)
             if supervised
-            else rl_curves(sweep_dir, task_runs, metrics, bins, warn)
+            else rl_curves(sweep_dir, task_runs, metrics, bins, note)
         )
         missing = [name for name, _ in metrics if name not in curves.values]
         if missing:
@@ -281,11 +301,19 @@ def plot_sweep(
         if not rows:
             warn(f"{task or 'sweep'}: nothing to plot")
             continue
+        plotted.append((task, curves, rows))
+    if not plotted:
+        why = f" ({len(left_out)} without readable logs: {', '.join(left_out[:3])})" if left_out else ""
+        raise UsageError(
+            f"no run of {sweep_dir} has logged any of the metrics "
+            f"{', '.join(name for name, _ in metrics)}{why}"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    table = []
+    for task, curves, rows in plotted:
         for path in draw(task, curves, rows, out, confidence):
             log(f"wrote {path}")
         table += [{"task": task, **row} for row in rows]
-    if not table:
-        raise UsageError(f"no run of {sweep_dir} has logged any of the metrics")
     csv_path = out / "curves.csv"
     text = io.StringIO()
     writer = csv.DictWriter(

@@ -34,6 +34,7 @@ __all__ = [
     "expand",
     "grid_names",
     "load_grid",
+    "check_manifest",
     "read_manifest",
     "write_manifest",
 ]
@@ -210,21 +211,41 @@ def read_manifest(sweep_dir: Path) -> dict[str, Any]:
     return data
 
 
+def check_manifest(sweep_dir: Path, runs: list[Run]) -> dict[str, dict[str, Any]]:
+    """Check that ``runs`` may be recorded in the sweep directory's ``sweep.json`` (if it has one), writing
+    nothing: the file must be readable, and no run id it holds may have other arguments. A dry run checks this
+    too. Returns the recorded runs by id.
+
+    :raises PresetError: naming the file or the run
+    """
+    path = Path(sweep_dir) / MANIFEST
+    if not (path.exists() or path.is_symlink()):
+        return {}
+    old: dict[str, dict[str, Any]] = {}
+    for i, run in enumerate(read_manifest(sweep_dir)["runs"]):
+        if not (
+            isinstance(run, dict) and isinstance(run.get("id"), str) and isinstance(run.get("args"), list)
+        ):
+            raise PresetError(f"{path}: run {i} has no id or no list of args")
+        old[run["id"]] = run
+    for run in runs:
+        before = old.get(run.id)
+        if before is not None and before["args"] != list(run.args):
+            raise PresetError(
+                f"{sweep_dir} already holds run {run.id} with other arguments ({' '.join(map(str, before['args']))}); "
+                "use another --sweep-dir or remove that run"
+            )
+    return old
+
+
 def write_manifest(sweep_dir: Path, grid_name: str, grid: GridPreset, runs: list[Run]) -> None:
     """Record the runs in ``sweep.json``, keeping runs an earlier, larger grid added.
 
     A run id that an earlier call recorded with other arguments is refused (PresetError): the directory
     would hold results of two different settings under one name.
     """
+    old = check_manifest(sweep_dir, runs)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    old = {r["id"]: r for r in read_manifest(sweep_dir)["runs"]} if (sweep_dir / MANIFEST).exists() else {}
-    for run in runs:
-        before = old.get(run.id)
-        if before is not None and before["args"] != list(run.args):
-            raise PresetError(
-                f"{sweep_dir} already holds run {run.id} with other arguments ({' '.join(before['args'])}); "
-                "use another --sweep-dir or remove that run"
-            )
     merged = {**old, **{r.id: r.to_json() for r in runs}}
     data = {"grid": grid_name, "script": grid.script, "settings": asdict(grid), "runs": list(merged.values())}
     write_json(sweep_dir / MANIFEST, data)

@@ -56,6 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bins", type=positive_int, default=50, help="step bins of RL curves (default 50)")
     p.add_argument("--confidence", type=float, default=0.95, help="bootstrap interval (default 0.95)")
     p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--verbose", action="store_true", help="print warnings (runs left out) as they come, also before an error")
     args = p.parse_args(argv)
     if not 0 < args.confidence < 1:  # also refuses nan
         p.error(f"--confidence must be in (0, 1), got {args.confidence}")
@@ -78,14 +79,21 @@ def run(args: argparse.Namespace) -> int:
     from syre_rl.sweep.figures import plot_sweep  # noqa: PLC0415
     from syre_rl.sweep.finals import write_finals  # noqa: PLC0415
 
+    warnings: list[str] = []  # printed after a success: a failure is one line (unless --verbose)
+
     def warn(message: str) -> None:
-        print(f"{PROG}: {message}", file=sys.stderr)
+        if args.verbose:
+            print(f"{PROG}: {message}", file=sys.stderr)
+        else:
+            warnings.append(f"{PROG}: {message}")
 
     plot_sweep(args.sweep_dir, args.out, metrics=args.metric, bins=args.bins, confidence=args.confidence,
                resamples=args.resamples, warn=warn)  # fmt: skip
     if args.finals is not None:
         for path in write_finals(args.sweep_dir, args.out, baseline=args.finals, warn=warn):
             print(f"wrote {path}")
+    for line in warnings:
+        print(line, file=sys.stderr)
     return 0
 
 

@@ -9,6 +9,7 @@ the run writes its directory (and resumes from it) wherever the task lands.
 from __future__ import annotations
 
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,10 @@ from syre_rl.sweep.grid import Run
 from syre_rl.sweep.launch import last_line, launch, log_file
 from syre_rl.sweep.progress import Progress
 
-__all__ = ["ClusterError", "RunDied", "import_ray", "run_on_ray"]
+__all__ = ["ClusterError", "RunDied", "check_address", "import_ray", "run_on_ray"]
 
 WAIT_SECONDS = 1.0
+CONNECT_SECONDS = 3.0  # a head that does not answer a TCP connection within this is not there
 
 
 class ClusterError(ConnectionError):
@@ -61,6 +63,29 @@ def import_ray() -> Any:
             "--address needs Ray: pip install -e '.[ray]' (or pip install 'ray[default]')"
         ) from None
     return ray
+
+
+def check_address(address: str, timeout: float = CONNECT_SECONDS) -> None:
+    """Raise :class:`UsageError` unless Ray is installed and ``address`` (``HOST:PORT``, ``ray://HOST:PORT`` or
+    ``auto``) answers a TCP connection within ``timeout`` seconds. ``ray.init`` waits far longer on an address
+    where nothing listens; this check runs before the sweep creates anything."""
+    import_ray()
+    if address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")  # [::1]:6379
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--address must be HOST:PORT, ray://HOST:PORT or auto, got {address!r}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        reason = (
+            "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err) or type(err).__name__)
+        )
+        raise UsageError(
+            f"--address {address}: cannot reach the Ray head at {host}:{port} within {timeout:g} s ({reason})"
+        ) from None
 
 
 def run_on_ray(
