@@ -133,7 +133,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("rl_plasticity", [*PLASTIC, "--weight-decay", "inf"], "finite"),
     ("rl_plasticity", [*PLASTIC, "--weight-decay", "nan"], "finite"),
     ("rl_plasticity", [*PLASTIC, "--weight-decay", "-1"], "must be >= 0"),
-    ("rl_plasticity", [*PLASTIC, "--syre", "--gamma", "inf"], "finite"),
+    ("rl_plasticity", [*PLASTIC, "--syre", "--syre-gamma", "inf"], "finite"),
+    ("rl_plasticity", [*PLASTIC, "--syre", "--gamma", "0.1"], "--gamma is gone; use --syre-gamma"),
     ("plot", ["{sweep}", "--out", "/proc/syre_rl_figures"], "no folder can be created in /proc"),
     ("plot", ["{sweep}", "--out", "{tmp}/dangling/figures"], "link to a missing target"),
     # accepted before, refused now

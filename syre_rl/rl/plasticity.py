@@ -199,8 +199,9 @@ def check(args: argparse.Namespace) -> None:
     """Every test of the command line that can fail before training (the sweep checks its runs with this)."""
     checked = plan(args)
     check_writable(checked.run_dir, "run directory")
-    if checked.fresh_dir is not None:
-        check_writable(checked.fresh_dir, "fresh-agent directory")
+    fresh_dir = args.fresh_dir or checked.fresh_dir  # a given --fresh-dir is checked even with --no-fresh
+    if fresh_dir is not None:
+        check_writable(fresh_dir, "fresh-agent directory")
 
 
 def fresh_returns(plan: Plan) -> dict[int, float]:
