@@ -30,7 +30,8 @@ from syre_rl.supervised.data import (
 from syre_rl.supervised.ensemble import member_decay, member_generators
 from syre_rl.supervised.experiments import EXPERIMENTS
 from syre_rl.supervised.models import MLP
-from syre_rl.supervised.train import GraphedStep, train
+from syre_rl.supervised.step import GraphedStep
+from syre_rl.supervised.train import train
 
 pytestmark = pytest.mark.cuda
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from syre_rl.presets import PROJECT_ROOT, load_preset
+from syre_rl.supervised.config import Stage
 from syre_rl.supervised.continual import (
     BitFlipping,
     KumarPermutedMnist,
@@ -23,7 +24,7 @@ from syre_rl.supervised.continual import (
 from syre_rl.supervised.experiments import EXPERIMENTS
 from syre_rl.supervised.plasticity_report import main as report_main
 from syre_rl.supervised.plasticity_report import summarise
-from syre_rl.supervised.train import Stage, train
+from syre_rl.supervised.train import train
 
 CPU = torch.device("cpu")
 

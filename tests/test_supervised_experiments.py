@@ -10,10 +10,11 @@ import torch
 from test_supervised_data import write_cifar
 
 from syre_rl.presets import PROJECT_ROOT, load_preset
+from syre_rl.supervised.config import Stage
 from syre_rl.supervised.ensemble import member_decay
 from syre_rl.supervised.experiments import EXPERIMENTS
 from syre_rl.supervised.report import seed_summary, upgrade_results, write_across, write_report
-from syre_rl.supervised.train import Stage, train
+from syre_rl.supervised.train import train
 
 CPU = torch.device("cpu")
 

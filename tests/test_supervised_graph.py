@@ -14,7 +14,8 @@ import torch
 
 from syre_rl.presets import PROJECT_ROOT, load_preset
 from syre_rl.supervised.experiments import EXPERIMENTS
-from syre_rl.supervised.train import GRAPH_WARMUP, GraphedStep, train
+from syre_rl.supervised.step import GRAPH_WARMUP, GraphedStep
+from syre_rl.supervised.train import train
 
 
 def _tiny(name: str, **fields):

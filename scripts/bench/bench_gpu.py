@@ -33,12 +33,13 @@ from torch import nn
 
 from syre_rl.bench import best_time, sync
 from syre_rl.core import Syre
+from syre_rl.supervised.config import Experiment, Stage
 from syre_rl.supervised.data import DataError, default_data_dir
 from syre_rl.supervised.ensemble import member_generators
 from syre_rl.supervised.experiments import EXPERIMENTS
 from syre_rl.supervised.methods import attach_methods
 from syre_rl.supervised.models import MLP
-from syre_rl.supervised.train import Experiment, GraphedStep, Stage, eager_step, make_optimizer
+from syre_rl.supervised.step import GraphedStep, eager_step, make_optimizer
 
 # Targets on one H100 (the measured anchors were 1.84 s naive and 0.28 s for one CUDA graph per epoch).
 TARGETS = {

@@ -23,6 +23,8 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 from torch import Tensor, nn
 
+from syre_rl.cli import DivergedError
+from syre_rl.core import peek_seed
 from syre_rl.envs import regime_index
 from syre_rl.methods import PlasticityMethod, ResetHead
 from syre_rl.plasticity.activations import ActivationRecorder, HiddenLayer, hidden_layer_groups
@@ -34,8 +36,7 @@ from syre_rl.plasticity.metrics import (
     srank_fraction,
     weight_magnitude,
 )
-from syre_rl.policies.mixin import peek_seed
-from syre_rl.rl.run_dir import DivergedError, RunDir, check_finite
+from syre_rl.rl.run_dir import RunDir, check_finite
 
 
 class SyreSummaryCallback(BaseCallback):

@@ -39,14 +39,14 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from torch import nn
 
 from syre_rl import runs
-from syre_rl.cli import OneLineParser, check_writable, positive_int
+from syre_rl.cli import CheckpointError, OneLineParser, check_writable, positive_int
 from syre_rl.lifecycle import run_command
 from syre_rl.methods.reinit import matching_parameters
 from syre_rl.presets import build_preset
 from syre_rl.rl.callbacks import EpisodeReturnsCallback
 from syre_rl.rl.config import AgentPreset, PPOPreset
 from syre_rl.rl.model import build_model, make_env
-from syre_rl.rl.run_dir import CheckpointError, RunDir, checkpoint_step, load_checkpoint
+from syre_rl.rl.run_dir import RunDir, checkpoint_step, load_checkpoint
 from syre_rl.stats import t_interval
 
 __all__ = ["COUNTERFACTUALS", "Diagnosis", "diagnose", "reset_parts", "write_diagnosis"]

@@ -29,7 +29,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 from torch.utils.tensorboard import SummaryWriter
 
 from syre_rl import runs
-from syre_rl.cli import UsageError, check_device, check_writable
+from syre_rl.cli import CheckpointError, DivergedError, UsageError, check_device, check_writable
 from syre_rl.envs import resolve_env
 from syre_rl.presets import PresetError, build_preset, runs_root
 from syre_rl.rl.callbacks import (
@@ -44,8 +44,6 @@ from syre_rl.rl.callbacks import (
 from syre_rl.rl.config import AGENT_SCHEMAS, AgentPreset, agent_preset_names, load_agent_preset
 from syre_rl.rl.model import ALGORITHMS, build_model, make_env
 from syre_rl.rl.run_dir import (
-    CheckpointError,
-    DivergedError,
     RunDir,
     check_finite,
     checkpoint_step,
@@ -54,7 +52,7 @@ from syre_rl.rl.run_dir import (
 )
 from syre_rl.stats import t_interval
 
-__all__ = ["CheckpointError", "DivergedError", "RunResult", "agent_settings", "default_run_dir", "train"]
+__all__ = ["RunResult", "agent_settings", "default_run_dir", "train"]
 
 RESUME_FIELDS = ("total_timesteps",)  # the only preset field a resume may change
 OLD_SYRE_FIELDS = ("gamma", "sigma0", "spread", "mode")  # config.json of older runs: syre_<key> fields

@@ -33,10 +33,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from syre_rl.plasticity.metrics import dead_fraction, effective_rank
+from syre_rl.supervised.config import Experiment, Stage, SupervisedPreset
 from syre_rl.supervised.data import load_dataset, mix_seed
 from syre_rl.supervised.ensemble import member_generators
 from syre_rl.supervised.models import MLP
-from syre_rl.supervised.train import Experiment, Stage, SupervisedPreset
 
 __all__ = [
     "BitFlipping",

@@ -23,6 +23,7 @@ from syre_rl.plasticity.metrics import (
     srank_fraction,
     weight_symmetry,
 )
+from syre_rl.supervised.config import Experiment, Stage, SupervisedPreset
 from syre_rl.supervised.continual import CONTINUAL
 from syre_rl.supervised.data import (
     Dataset,
@@ -34,7 +35,6 @@ from syre_rl.supervised.data import (
 )
 from syre_rl.supervised.ensemble import StackedLinear, member_generators
 from syre_rl.supervised.models import CNN, MLP, BetaVAE, ResNet18
-from syre_rl.supervised.train import Experiment, Stage, SupervisedPreset
 
 __all__ = ["EXPERIMENTS"]
 
