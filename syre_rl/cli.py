@@ -35,6 +35,7 @@ __all__ = [
     "member_count",
     "name_list",
     "non_empty",
+    "path_arg",
     "positive_int",
     "seed_int",
 ]
@@ -136,6 +137,13 @@ def member_count(text: str) -> int:
     if not 0 < value <= MAX_MEMBERS:
         raise argparse.ArgumentTypeError(f"must be an integer in [1, {MAX_MEMBERS:,}], got {text}")
     return value
+
+
+def path_arg(text: str) -> Path:
+    """A path that is not empty (``--run-dir ''`` would silently mean the working directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return Path(text)
 
 
 def non_empty(text: str) -> str:

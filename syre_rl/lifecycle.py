@@ -58,6 +58,7 @@ class Command:
     :param summary: one line for ``python -m syre_rl --help``
     :param kind: the kind of run directory a training command writes (:mod:`syre_rl.runs`)
     :param task_flag: the flag whose value is a sweep grid's task (``--env``, ``--experiment``)
+    :param report: the command that reports a training command's runs (tables, figures, intervals over seeds)
     """
 
     name: str
@@ -65,6 +66,7 @@ class Command:
     summary: str
     kind: RunKind | None = None
     task_flag: str | None = None
+    report: str | None = None
     seed_flag: str = "--seed"
     run_dir_flag: str = "--run-dir"
     resume_flag: str = "--resume"
@@ -84,11 +86,11 @@ COMMANDS: dict[str, Command] = {
     command.name: command
     for command in (
         Command("train", "syre_rl.rl.command", "train an SB3 agent (PPO by default) with or without syre",
-                kind="rl", task_flag="--env"),
+                kind="rl", task_flag="--env", report="plot"),
         Command("plasticity", "syre_rl.rl.plasticity", "measure RL plasticity: a continuing agent against fresh ones",
-                kind="rl-plasticity", task_flag="--env"),
+                kind="rl-plasticity", task_flag="--env", report="rl-report"),
         Command("supervised", "syre_rl.supervised.command", "train one of the paper's supervised experiments",
-                kind="supervised", task_flag="--experiment"),
+                kind="supervised", task_flag="--experiment", report="report"),
         Command("sweep", "syre_rl.sweep.command", "run a grid of runs here or on a Ray cluster"),
         Command("plot", "syre_rl.sweep.plot", "figures and tables of a sweep's TensorBoard logs"),
         Command("report", "syre_rl.supervised.report", "tables and figures of a supervised run"),

@@ -108,6 +108,7 @@ def test_every_command_is_a_module_of_the_one_lifecycle(name):
 def test_sweep_grids_name_training_commands_that_write_run_directories():
     for command in TRAINING.values():
         assert command.kind is not None and command.task_flag is not None
+        assert command.report in COMMANDS  # every run kind names the command that reports it
 
 
 def test_the_readme_lists_the_tree_as_it_is():

@@ -144,6 +144,12 @@ CASES: list[tuple[str, list[str], str]] = [
     ("train_ppo", [*PPO, "--n-envs", "4097", "--run-dir", "{tmp}/run"], "'n_envs' must be at most 4096"),
     ("train_supervised", [*SUP, "--seeds", "100000000", "--run-dir", "{tmp}/run"], "[1, 10,000]"),
     ("train_supervised", [*SUP, "--seeds", "10001", "--run-dir", "{tmp}/run"], "[1, 10,000]"),
+    ("train_supervised", [*SUP, "--seeds", "5000", "--methods", "none,syre", "--run-dir", "{tmp}/run"],
+     "at most 10,000 train as one stacked model"),
+    ("rl_plasticity", [*PLASTIC, "--regimes", "1e11"], "must be at most 10,000"),
+    ("train_ppo", [*PPO, "--run-dir", ""], "--run-dir: must not be empty"),
+    ("train_supervised", [*SUP, "--run-dir", " "], "--run-dir: must not be empty"),
+    ("sweep", ["rl:smoke", "--sweep-dir", ""], "--sweep-dir: must not be empty"),
     ("train_supervised", [*SUP, "--run-dir", "{sup}", "--resume", "--force"], "not allowed with"),
     ("train_ppo", ["--run-dir", "{rl}", "--resume", "--force"], "not allowed with"),
     (

@@ -45,7 +45,7 @@ REPORT_FORMAT = "syre_rl.gpu_check/1"
 
 
 def _load_bench() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "scripts" / "bench_gpu.py")
+    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "scripts" / "bench" / "bench_gpu.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules["bench_gpu"] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)  # type: ignore[union-attr]

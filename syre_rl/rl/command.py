@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from syre_rl.cli import EXIT_INTERRUPTED, OneLineParser, non_empty, positive_int, seed_int
+from syre_rl.cli import EXIT_INTERRUPTED, OneLineParser, non_empty, path_arg, positive_int, seed_int
 from syre_rl.core import SyreConfig
 from syre_rl.flags import add_dataclass_flags, collect_dataclass_flags
 from syre_rl.lifecycle import run_command
@@ -56,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--n-envs", type=positive_int, help="environments in lockstep (default: the preset's)"
     )
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or auto (default cpu)")
-    parser.add_argument("--run-dir", type=Path, help="default: runs/<algo>-<env>-<preset>-<method>-s<seed>")
+    parser.add_argument("--run-dir", type=path_arg, help="default: runs/<algo>-<env>-<preset>-<method>-s<seed>")
     start = parser.add_mutually_exclusive_group()
     start.add_argument(
         "--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint"

@@ -39,7 +39,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from torch import nn
 
 from syre_rl import runs
-from syre_rl.cli import CheckpointError, OneLineParser, check_writable, positive_int
+from syre_rl.cli import CheckpointError, OneLineParser, check_writable, path_arg, positive_int
 from syre_rl.lifecycle import run_command
 from syre_rl.methods.reinit import matching_parameters
 from syre_rl.presets import build_preset
@@ -319,12 +319,12 @@ PROG = "diagnose_plasticity.py"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=path_arg)
     p.add_argument("--step", type=int, default=None, help="use the first checkpoint at or after this run step")
     p.add_argument("--steps", type=positive_int, help="steps per continuation (default: rest of the regime)")
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds per counterfactual (default 3)")
     p.add_argument("--only", help=f"comma-separated counterfactuals (default all: {', '.join(COUNTERFACTUALS)})")
-    p.add_argument("--out", type=Path, help="output folder (default: RUN-diagnosis)")
+    p.add_argument("--out", type=path_arg, help="output folder (default: RUN-diagnosis)")
     args = p.parse_args(argv)
     args.out = args.out or args.run_dir.with_name(args.run_dir.name + "-diagnosis")
     return args

@@ -32,7 +32,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syre_rl import runs
-from syre_rl.cli import OneLineParser, UsageError, check_writable, finite_float, positive_int, seed_int
+from syre_rl.cli import (
+    OneLineParser,
+    UsageError,
+    check_writable,
+    finite_float,
+    path_arg,
+    positive_int,
+    seed_int,
+)
 from syre_rl.core import SyreConfig
 from syre_rl.flags import add_dataclass_flags, collect_dataclass_flags
 from syre_rl.lifecycle import run_command
@@ -69,17 +77,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), help="hidden activation (default: the preset's)")
     p.add_argument("--weight-decay", type=finite_float, help="Adam's coupled weight decay toward 0 (any method)")
     p.add_argument("--adam-betas", type=finite_float, nargs=2, help="Adam's betas, e.g. 0.99 0.99")
-    p.add_argument("--regimes", type=positive_int, help="regimes to run (default: the task's)")
+    p.add_argument("--regimes", type=regime_count, help=f"regimes to run, at most {MAX_REGIMES:,} (default: the task's)")
     p.add_argument("--tail", type=finite_float, default=0.25, help="fraction of a regime whose episodes count")
     p.add_argument("--no-fresh", action="store_true", help="skip the fresh agents (no plasticity figure)")
-    p.add_argument("--fresh-dir", type=Path, help="cache of fresh agents' regime returns")
+    p.add_argument("--fresh-dir", type=path_arg, help="cache of fresh agents' regime returns")
     p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--run-dir", type=Path, help="default: runs/plasticity/<preset>-<env>-<method>-s<seed>")
+    p.add_argument("--run-dir", type=path_arg, help="default: runs/plasticity/<preset>-<env>-<method>-s<seed>")
     p.add_argument("--force", action="store_true", help="replace an existing run of this kind")
     args = p.parse_args(argv)
     if not 0 < args.tail <= 1:
         p.error(f"--tail must be in (0, 1], got {args.tail}")
     return args
+
+
+MAX_REGIMES = 10_000  # more is a typo: the fresh agents alone would train for weeks
+
+
+def regime_count(text: str) -> int:
+    """argparse type: a number of regimes in [1, MAX_REGIMES]."""
+    value = positive_int(text)
+    if value > MAX_REGIMES:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_REGIMES:,}, got {text}")
+    return value
 
 
 def json_object(text: str) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from syre_rl import runs as layout
-from syre_rl.cli import OneLineParser, UsageError, check_writable
+from syre_rl.cli import OneLineParser, UsageError, check_writable, path_arg
 from syre_rl.lifecycle import run_command
 from syre_rl.runs import atomic_write_text
 from syre_rl.stats import t_interval as interval
@@ -177,8 +177,8 @@ def checks(by: dict[tuple[str, str], dict], arms: list[str], baseline: str, cont
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
-    p.add_argument("sweep_dir", type=Path)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("sweep_dir", type=path_arg)
+    p.add_argument("--out", type=path_arg, required=True)
     p.add_argument("--baseline", default="ppo", help="arm the others are compared with, seed by seed (default ppo)")
     p.add_argument("--control", default="ppo-reset-all", help="the arm that must score about 0 (default ppo-reset-all)")
     return p.parse_args(argv)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 
 import torch
 
@@ -30,6 +29,7 @@ from syre_rl.cli import (
     finite_float,
     member_count,
     name_list,
+    path_arg,
     positive_int,
     seed_int,
 )
@@ -50,10 +50,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = OneLineParser(prog=PROG, description=__doc__.split("\n")[0], renamed={"--gamma": "--weight-decay"})
     p.add_argument("--experiment", required=True, help=f"one of: {', '.join(EXPERIMENTS)}")
     p.add_argument("--preset", default="default", help="preset name in experiments/<experiment>.yaml")
-    p.add_argument("--run-dir", type=Path, default=None, help="default: runs/<experiment>")
+    p.add_argument("--run-dir", type=path_arg, default=None, help="default: runs/<experiment>")
     p.add_argument(
         "--data-dir",
-        type=Path,
+        type=path_arg,
         default=None,
         help="torchvision-style data root (default: $SYRE_RL_DATA, else the per-user cache folder)",
     )

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from syre_rl.cli import MAX_MEMBERS
 from syre_rl.methods import check_adam_betas
 from syre_rl.supervised.methods import Member, build_members, check_methods
 
@@ -79,6 +80,16 @@ class SupervisedPreset:
             raise ValueError(f"field 'dropout' values must be in [0, 1), got {self.dropout}")
         check_adam_betas(self.adam_betas)
         check_methods(self.methods, self.method_kwargs)
+        if self.member_count() > MAX_MEMBERS:  # bounded before any member is built
+            raise ValueError(
+                f"{self.member_count():,} members (methods x sweep values x seeds); at most {MAX_MEMBERS:,} train "
+                "as one stacked model"
+            )
+
+    def member_count(self) -> int:
+        """How many members :meth:`members` builds, computed without building them (an upper bound)."""
+        values = max(1, len(self.weight_decay)) * max(1, len(self.sigma0)) + max(1, len(self.dropout))
+        return len(self.methods) * values * self.seeds
 
     def members(self) -> list[Member]:
         seeds = range(self.seed, self.seed + self.seeds)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from syre_rl.cli import OneLineParser, UsageError, check_writable, finite_float, positive_int
+from syre_rl.cli import OneLineParser, UsageError, check_writable, finite_float, path_arg, positive_int
 from syre_rl.lifecycle import run_command
 from syre_rl.runs import atomic_write_text, write_json
 from syre_rl.stats import bootstrap_band
@@ -235,14 +235,14 @@ def _markdown(table: list[dict[str, Any]], share: float, baseline: str | None) -
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("paths", type=Path, nargs="+", help="sweep or run directories")
+    p.add_argument("paths", type=path_arg, nargs="+", help="sweep or run directories")
     p.add_argument("--figure", required=True, help="the plasticity figure's metric, e.g. train/online_accuracy")
     p.add_argument("--label", help="its axis title (default: the metric)")
     p.add_argument("--baseline", help="sweep method label of a reference run (e.g. linear)")
     p.add_argument("--smooth", type=positive_int, default=1, help="draw means of this many stages (tables unaffected)")
     p.add_argument("--x-label", default="task", help="the stages' name on the x axis (default: task)")
     p.add_argument("--share", type=finite_float, default=0.1, help="share of tasks at each end (default 0.1)")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=path_arg, required=True)
     return p.parse_args(argv)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from syre_rl.cli import OneLineParser, UsageError, check_writable
+from syre_rl.cli import OneLineParser, UsageError, check_writable, path_arg
 from syre_rl.lifecycle import run_command
 from syre_rl.runs import RESULTS, write_json
 from syre_rl.stats import bootstrap_band
@@ -407,9 +407,9 @@ PROG = "report.py"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(prog=PROG, description="Tables (Markdown) and figures (PNG) of a supervised run, from its results.json.")
-    p.add_argument("run_dir", type=Path, help="a train_supervised.py run directory (OUT_DIR with --across)")
-    p.add_argument("out_dir", type=Path, help="where the tables and figures go (a RUN_DIR with --across)")
-    p.add_argument("more_runs", type=Path, nargs="*", help="--across: further run directories")
+    p.add_argument("run_dir", type=path_arg, help="a train_supervised.py run directory (OUT_DIR with --across)")
+    p.add_argument("out_dir", type=path_arg, help="where the tables and figures go (a RUN_DIR with --across)")
+    p.add_argument("more_runs", type=path_arg, nargs="*", help="--across: further run directories")
     p.add_argument(
         "--across", metavar="FIELD", help="compare runs that differ in this preset field, e.g. beta"
     )

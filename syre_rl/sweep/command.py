@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from syre_rl.cli import (
     EXIT_FAILED,
@@ -28,6 +27,7 @@ from syre_rl.cli import (
     check_writable,
     fail,
     name_list,
+    path_arg,
     positive_int,
     seed_int,
 )
@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("grid", nargs="?", help="FILE:PRESET of grids/FILE.yaml, e.g. rl:slippery-ant-study")
     p.add_argument("--list", action="store_true", help="list the grids and exit")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state; run nothing")
-    p.add_argument("--sweep-dir", type=Path, help="default: runs/sweeps/<FILE>-<PRESET>")
+    p.add_argument("--sweep-dir", type=path_arg, help="default: runs/sweeps/<FILE>-<PRESET>")
     p.add_argument("--seeds", type=int_list, help="replace the grid's seeds, e.g. 0,1,2")
     p.add_argument("--methods", type=name_list, help="only these method labels, e.g. ppo,ppo-syre")
     p.add_argument("--tasks", type=name_list, help="replace the grid's tasks")

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from syre_rl.cli import OneLineParser, UsageError, check_writable, positive_int
+from syre_rl.cli import OneLineParser, UsageError, check_writable, path_arg, positive_int
 from syre_rl.lifecycle import run_command
 
 PROG = "plot.py"
@@ -41,9 +40,9 @@ def metric_spec(text: str) -> tuple[str, list[str]]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument(
-        "sweep_dir", type=Path, help="a sweep directory (with sweep.json), e.g. runs/sweeps/rl-smoke"
+        "sweep_dir", type=path_arg, help="a sweep directory (with sweep.json), e.g. runs/sweeps/rl-smoke"
     )
-    p.add_argument("--out", type=Path, help="output folder (default: <sweep_dir>/figures)")
+    p.add_argument("--out", type=path_arg, help="output folder (default: <sweep_dir>/figures)")
     p.add_argument(
         "--metric", type=metric_spec, action="append", help="NAME=PATTERN[|PATTERN...] (repeatable)"
     )

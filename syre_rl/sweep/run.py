@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from syre_rl.cli import EXIT_FAILED, EXIT_INTERRUPTED, UsageError, check_writable
-from syre_rl.sweep.grid import GridPreset, Run, write_manifest
+from syre_rl.sweep.grid import GridPreset, Run, check_manifest, write_manifest
 from syre_rl.sweep.local import run_local
 from syre_rl.sweep.progress import Progress
 
@@ -83,6 +83,7 @@ def run_sweep(
 
     raises UsageError or PresetError when the directory is in use or holds other runs under these ids
     """
+    check_manifest(sweep_dir, runs)  # before the lock file: a refused sweep writes nothing
     lock = lock_sweep_dir(sweep_dir)
     try:
         write_manifest(sweep_dir, name, grid, runs)
