@@ -1,6 +1,7 @@
 """syre_rl: remove parameter symmetries from neural networks (Ziyin, Xu & Chuang, ICLR 2025).
 
-``syre_rl.core`` holds the method and imports only torch. The Stable-Baselines3 parts load only when used:
+``syre_rl.core`` holds the method and imports only torch. Every part loads only when used (``import syre_rl``
+imports neither torch nor SB3, so a command line rejects bad input at once):
 ``from syre_rl import SyreActorCriticPolicy`` imports SB3 at that moment, not at ``import syre_rl``. The syre
 policies' string names (``PPO("SyreMlpPolicy", env)``) are registered on SB3's and sb3-contrib's algorithms as soon
 as both ``syre_rl`` and SB3 are imported, in either order.
@@ -15,19 +16,19 @@ import warnings
 from types import ModuleType
 from typing import Any
 
-from syre_rl.core import Syre, SyreConfig
-
 __version__ = "0.1.0"
 
 # Public names that live in modules with heavy imports (SB3, gymnasium, pybullet), loaded on first access; every
 # ``Syre*Policy`` twin (syre_rl.policies.catalog) is resolved the same way.
 _LAZY: dict[str, str] = {
+    "Syre": "syre_rl.core",
+    "SyreConfig": "syre_rl.core",
     "PlasticityActorCriticPolicy": "syre_rl.policies",
     "PlasticitySACPolicy": "syre_rl.policies",
     "make_method": "syre_rl.methods",
 }
 
-__all__ = ["Syre", "SyreConfig", "__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY]
 
 _PACKAGES = ("stable_baselines3", "sb3_contrib")
 

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 __all__ = [
     "CheckpointError",
+    "CheckpointWriteError",
     "DivergedError",
     "EXIT_BAD_INPUT",
     "EXIT_DIVERGED",
@@ -36,6 +37,7 @@ __all__ = [
     "name_list",
     "non_empty",
     "path_arg",
+    "non_negative_int",
     "positive_int",
     "seed_int",
 ]
@@ -61,6 +63,12 @@ class CheckpointError(UsageError):
 
 class DivergedError(RuntimeError):
     """Training produced a non-finite loss or weight; reported with exit status :data:`EXIT_DIVERGED`."""
+
+
+class CheckpointWriteError(DivergedError):
+    """A checkpoint could not be written (disk full, a file-size limit, an I/O error). The run stops like a
+    diverging one (exit status 3, the last good checkpoint kept): starting it again would fail the same way
+    until the cause is fixed."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -121,6 +129,11 @@ def positive_int(text: str) -> int:
     if not 0 < value <= MAX_INT:
         raise argparse.ArgumentTypeError(f"must be an integer in [1, 2**62], got {text}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer in ``[0, 2**62]`` (``0`` usually meaning "none" or "all")."""
+    return 0 if text.strip() == "0" else positive_int(text)
 
 
 def seed_int(text: str) -> int:

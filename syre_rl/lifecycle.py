@@ -5,14 +5,15 @@ nothing written) and ``run(args) -> int``. :func:`run_command` calls the three i
 failure a user can cause into one line, ``<prog>: error: <what>``, and an exit status (:mod:`syre_rl.cli`):
 
 - bad input (:class:`~syre_rl.cli.UsageError` and its kinds: preset, checkpoint, data errors) and OS errors
-  a user can cause (an unwritable or special path, a name too long, a full disk): status 2;
-- a diverging run (:class:`~syre_rl.cli.DivergedError`): status 3, the last good checkpoint named;
+  a user can cause (an unwritable or special path, a name too long): status 2; other OS errors: status 1;
+- a diverging run, or a checkpoint that cannot be written mid-run (a full disk, a size limit;
+  :class:`~syre_rl.cli.DivergedError`): status 3, the last good checkpoint named;
 - Ctrl-C: status 130.
 
 The training commands (:data:`TRAINING`) write run directories (:mod:`syre_rl.runs`: layout, lock, ``--force``);
 the sweep maps a grid's ``script`` to one of them and launches ``python -m syre_rl <command>``, so a sweep runs
 from an installed package as from the repository. ``scripts/<prog>`` and ``python -m syre_rl <command>`` (or
-the ``syre-rl`` console command) are the same entry points. Standard library only until a command is chosen.
+the ``syre-rl`` console command) are the same entry points. No command module is imported until one is chosen.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Protocol
 from syre_rl.cli import (
     EXIT_BAD_INPUT,
     EXIT_DIVERGED,
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
     DivergedError,
     UsageError,
@@ -58,7 +60,8 @@ class Command:
     :param summary: one line for ``python -m syre_rl --help``
     :param kind: the kind of run directory a training command writes (:mod:`syre_rl.runs`)
     :param task_flag: the flag whose value is a sweep grid's task (``--env``, ``--experiment``)
-    :param report: the command that reports a training command's runs (tables, figures, intervals over seeds)
+    :param report: the command that reports a sweep of a training command's runs (tables, figures, intervals
+        over seeds); the sweep names it when it ends
     """
 
     name: str
@@ -90,7 +93,7 @@ COMMANDS: dict[str, Command] = {
         Command("plasticity", "syre_rl.rl.plasticity", "measure RL plasticity: a continuing agent against fresh ones",
                 kind="rl-plasticity", task_flag="--env", report="rl-report"),
         Command("supervised", "syre_rl.supervised.command", "train one of the paper's supervised experiments",
-                kind="supervised", task_flag="--experiment", report="report"),
+                kind="supervised", task_flag="--experiment", report="plot"),
         Command("sweep", "syre_rl.sweep.command", "run a grid of runs here or on a Ray cluster"),
         Command("plot", "syre_rl.sweep.plot", "figures and tables of a sweep's TensorBoard logs"),
         Command("report", "syre_rl.supervised.report", "tables and figures of a supervised run"),
@@ -107,7 +110,9 @@ TRAINING: dict[str, Command] = {
     "train_supervised": COMMANDS["supervised"],
 }
 
-_OS_ERRORS = {
+# OS errors a user causes (and can fix): one line, exit status 2. Any other OS error (an I/O error, a lost
+# network mount) is one line too, with exit status 1: the sweep retries it.
+_USER_OS_ERRORS = {
     errno.ENAMETOOLONG: "a file name is too long",
     errno.ENOSPC: "no space left on the device",
     errno.EDQUOT: "disk quota exceeded",
@@ -115,12 +120,16 @@ _OS_ERRORS = {
     errno.EROFS: "read-only file system",
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
+    errno.ENOENT: "no such file or directory",
+    errno.ENOTDIR: "not a directory",
+    errno.EISDIR: "is a directory",
+    errno.ELOOP: "too many levels of symbolic links",
 }
 
 
 def os_error_line(err: OSError) -> str:
     """One line for an OS error: what failed and on which path."""
-    what = _OS_ERRORS.get(err.errno or 0) or err.strerror or type(err).__name__
+    what = _USER_OS_ERRORS.get(err.errno or 0) or err.strerror or type(err).__name__
     where = f" ({err.filename})" if err.filename else ""
     return f"{what}{where}"
 
@@ -137,7 +146,7 @@ def run_command(module: CommandModule, argv: Sequence[str] | None = None) -> int
     except DivergedError as err:
         fail(prog, str(err), EXIT_DIVERGED)
     except OSError as err:
-        fail(prog, os_error_line(err), EXIT_BAD_INPUT)
+        fail(prog, os_error_line(err), EXIT_BAD_INPUT if err.errno in _USER_OS_ERRORS else EXIT_FAILED)
     except KeyboardInterrupt:
         fail(prog, "interrupted", EXIT_INTERRUPTED)
 

@@ -11,6 +11,7 @@ run. Standard library only: the sweep and the plots read run directories without
 RL (``syre_rl.rl``)::
 
   .syre_rl-run             the marker: {"kind": "rl"}
+  .syre_rl-lock            empty; its flock marks the one process writing the directory (every kind has it)
   config.json              what the run is (algorithm, preset fields, seed): --resume rebuilds it from here
   tb/                      TensorBoard event files (one per start; steps continue across resumes)
   monitor/from-<step>/     Monitor CSVs of each start of the environments (resumes and checkpoints)
@@ -52,28 +53,33 @@ __all__ = [
     "CONFIG",
     "FINAL",
     "LAYOUTS",
+    "LOCK",
     "MARKER",
     "MODEL_FILE",
     "MONITOR",
     "RESULTS",
-    "RunKind",
     "SUPERVISED_CHECKPOINT",
     "TB",
     "VECNORMALIZE_FILE",
     "atomic_write",
     "atomic_write_text",
-    "write_json",
+    "claim_run",
     "clear_run",
     "finished",
+    "foreign_path",
     "prepare_new_run",
     "resumable",
     "run_kind",
+    "RunKind",
+    "RunLock",
+    "write_json",
     "write_marker",
 ]
 
 RunKind = Literal["rl", "supervised", "rl-plasticity"]
 
 MARKER = ".syre_rl-run"
+LOCK = ".syre_rl-lock"  # an empty file; its flock marks the one process writing the run directory
 TB = "tb"
 CONFIG = "config.json"
 MONITOR = "monitor"
@@ -91,10 +97,10 @@ _TB = (TB, rf"{TB}/events\.out\.tfevents\.[^/]+")
 _SAVED = rf"({CHECKPOINTS}/step_\d+|{FINAL})"  # one SB3 checkpoint folder
 _SAVED_FILES = (_SAVED, rf"{_SAVED}/({re.escape(MODEL_FILE)}|{re.escape(VECNORMALIZE_FILE)}|{re.escape(CONFIG)})")
 LAYOUTS: dict[str, tuple[str, ...]] = {
-    "rl": (re.escape(MARKER), re.escape(CONFIG), *_TB, MONITOR, rf"{MONITOR}/from-\d+",
+    "rl": (re.escape(MARKER), re.escape(LOCK), re.escape(CONFIG), *_TB, MONITOR, rf"{MONITOR}/from-\d+",
            rf"{MONITOR}/from-\d+/[^/]+\.monitor\.csv", CHECKPOINTS, *_SAVED_FILES),
-    "supervised": (re.escape(MARKER), re.escape(SUPERVISED_CHECKPOINT), re.escape(RESULTS), *_TB),
-    "rl-plasticity": (re.escape(MARKER), re.escape(RESULTS), *_TB, CHECKPOINTS, *_SAVED_FILES),
+    "supervised": (re.escape(MARKER), re.escape(LOCK), re.escape(SUPERVISED_CHECKPOINT), re.escape(RESULTS), *_TB),
+    "rl-plasticity": (re.escape(MARKER), re.escape(LOCK), re.escape(RESULTS), *_TB, CHECKPOINTS, *_SAVED_FILES),
 }  # fmt: skip
 _LAYOUT_RES = {kind: re.compile("|".join(f"({p})" for p in patterns)) for kind, patterns in LAYOUTS.items()}
 # Leftovers of an interrupted atomic write: ``.<name>.tmp`` files (:func:`atomic_write`) and ``.<name>-XXXXXXXX``
@@ -112,8 +118,12 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a size limit, Ctrl-C: no half-written temporary file stays behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -175,7 +185,7 @@ def prepare_new_run(run_dir: Path, kind: RunKind, force: bool) -> bool:
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise UsageError(f"run directory {run_dir} is a file")
-    if not run_dir.is_dir() or not any(run_dir.iterdir()):
+    if not run_dir.is_dir() or not any(p.name != LOCK for p in run_dir.iterdir()):
         return False
     if not force:
         how = "pass --resume to continue it or --force" if kind in RESUMABLE else "pass --force"
@@ -198,8 +208,9 @@ def prepare_new_run(run_dir: Path, kind: RunKind, force: bool) -> bool:
 
 
 def clear_run(run_dir: Path) -> None:
-    """Delete what :func:`prepare_new_run` allowed (the run's entries, marker last); the folder stays."""
-    for entry in sorted(Path(run_dir).iterdir(), key=lambda p: p.name == MARKER):
+    """Delete what :func:`prepare_new_run` allowed (the run's entries, marker last); the folder and its lock
+    file stay (the lock is held while clearing)."""
+    for entry in sorted((p for p in Path(run_dir).iterdir() if p.name != LOCK), key=lambda p: p.name == MARKER):
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:
@@ -208,15 +219,17 @@ def clear_run(run_dir: Path) -> None:
 
 # ------------------------------------------------------------------------------------------ the lock
 class RunLock:
-    """The one writer of a run directory: an exclusive ``flock`` on the directory itself.
+    """The one writer of a run directory: an exclusive ``flock`` on its empty file :data:`LOCK`.
 
     The kernel drops the lock when the process ends, however it ends, so a crashed run never blocks the next
-    one; nothing is written to take it. Use as a context manager or call :meth:`release`.
+    one. A regular file rather than the directory itself, so that the lock also holds where directories cannot be
+    locked (NFS, which a Ray cluster's shared run folder usually is). Use as a context manager or call
+    :meth:`release`.
     """
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir)
-        self._fd: int | None = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        self._fd: int | None = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -146,6 +146,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("train_supervised", [*SUP, "--seeds", "10001", "--run-dir", "{tmp}/run"], "[1, 10,000]"),
     ("train_supervised", [*SUP, "--seeds", "5000", "--methods", "none,syre", "--run-dir", "{tmp}/run"],
      "at most 10,000 train as one stacked model"),
+    ("diagnose_plasticity", ["{tmp}/run", "--only", "bogus"], "unknown counterfactual 'bogus'"),
     ("rl_plasticity", [*PLASTIC, "--regimes", "1e11"], "must be at most 10,000"),
     ("train_ppo", [*PPO, "--run-dir", ""], "--run-dir: must not be empty"),
     ("train_supervised", [*SUP, "--run-dir", " "], "--run-dir: must not be empty"),
@@ -338,7 +339,24 @@ def test_a_file_size_limit_while_checkpointing_stops_with_exit_3_and_no_temporar
         and f"the last good checkpoint is {run / 'checkpoints' / 'step_000000000256'}" in err
     )
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_000000000256"]  # no hidden folder
-    assert not [p for p in run.rglob(".*") if p.name != ".syre_rl-run"]
+    assert not [p for p in run.rglob(".*") if p.name not in (".syre_rl-run", ".syre_rl-lock")]
+
+
+def test_a_file_size_limit_while_saving_a_supervised_checkpoint_stops_with_exit_3(tmp_path):
+    run = tmp_path / "run"
+    args = [*SUP, "--threads", "1", "--run-dir", str(run)]
+    assert script("train_supervised", *args, "--epochs", "1").returncode == 0
+    size = (run / "checkpoint.pt").stat().st_size
+    before = (run / "checkpoint.pt").read_bytes()
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2))
+
+    result = script("train_supervised", *args, "--epochs", "3", "--resume", preexec_fn=limit)
+    err = assert_one_line(result, "train_supervised", "cannot write the checkpoint", code=3)
+    assert f"the last good checkpoint is {run / 'checkpoint.pt'}" in err
+    assert (run / "checkpoint.pt").read_bytes() == before  # the good checkpoint is untouched
+    assert not [p for p in run.rglob(".*") if p.name not in (".syre_rl-run", ".syre_rl-lock")]  # no temporary file
 
 
 # ------------------------------------------------------------------------------------ preset files

@@ -195,3 +195,13 @@ def test_a_resume_refuses_an_edited_seed(finished_rl, tmp_path):
     line = one_line_error(run([*TRAIN_PPO, "--run-dir", str(path), "--resume", "--total-timesteps", "512"]))
     assert "seed is 7" in line
     assert tree(path) == before
+
+
+def test_a_resume_accepts_the_flags_the_run_was_started_with(tmp_path):
+    """A sweep resumes a run with its own arguments: list-valued settings compare equal to their config.json."""
+    path = tmp_path / "run"
+    flags = ["--syre", "--syre-exclude", "log_std", "*.bias", "--syre-gamma", "0.01"]
+    assert run([*TRAIN_PPO, *flags, "--total-timesteps", "256", "--run-dir", str(path)]).returncode == 0
+    result = run([*TRAIN_PPO, *flags, "--total-timesteps", "512", "--run-dir", str(path), "--resume"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((path / "final" / "config.json").read_text())["preset"]["syre"]["exclude"] == ["log_std", "*.bias"]

@@ -211,7 +211,8 @@ def test_the_syre_group_is_syres_keyword_arguments_validated_by_syre(tmp_path, m
     """One group, one default (SyreConfig's), one validator (SyreConfig): flags and presets set its keys."""
     from syre_rl.core import SyreConfig
     from syre_rl.presets import PresetError
-    from syre_rl.rl.config import SYRE_KEYS
+
+    SYRE_KEYS = SyreConfig.settings()
     from syre_rl.rl.train import agent_settings
 
     assert load_agent_preset("ppo", "default").syre == SyreConfig()

@@ -1,7 +1,7 @@
 """Plasticity measurements: how collapsed a network is (dead units, ranks, weights, symmetric states).
 
-The SB3 callback that logs them during training is :class:`syre_rl.plasticity.callback.PlasticityCallback`
-(imported from its module, so that this package needs only torch).
+The SB3 callback that logs them during training is :class:`syre_rl.rl.callbacks.PlasticityCallback` (this
+package needs only torch).
 """
 
 from syre_rl.plasticity.activations import (

@@ -27,23 +27,29 @@ PROG = "train_ppo.py"
 ALGOS = ("a2c", "ppo", "sac")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def add_method_flags(parser: OneLineParser) -> None:
+    """One flag per method of the registry (``--syre``, ``--cbp``, ...) and one ``--syre-<field>`` flag per field
+    of :class:`~syre_rl.core.SyreConfig`; the old short forms of the syre flags are refused, naming the new one."""
     from syre_rl.policies.choices import POLICY_CHOICES  # noqa: PLC0415  (imports Stable-Baselines3)
 
-    renamed = {f"--{key}": f"--syre-{key}" for key in ("sigma0", "gamma", "anchor-scale", "spread", "mode")}  # old aliases
-    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0], renamed=renamed)
+    method = parser.add_mutually_exclusive_group()
+    for name, build in POLICY_CHOICES.items():
+        if name != "none":
+            flag = f"--{name.replace('_', '-')}"
+            method.add_argument(flag, dest="method", action="store_const", const=name, help=build.__doc__)
+    syre = parser.add_argument_group("syre settings (over the preset's syre group; need --syre)")
+    for flag in add_dataclass_flags(syre, SyreConfig, prefix="syre-"):
+        parser.renamed[flag.replace("--syre-", "--")] = flag
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--algo", choices=ALGOS, help="agents/<algo>.yaml (default ppo)")
     parser.add_argument("--preset", type=non_empty, help="preset of agents/<algo>.yaml (default: default)")
     parser.add_argument(
         "--env", help="gymnasium id or task preset, e.g. slippery_ant:study (default: the preset's)"
     )
-    method = parser.add_mutually_exclusive_group()
-    for name, build in POLICY_CHOICES.items():  # one flag per plasticity method: --syre, ...
-        if name != "none":
-            flag = f"--{name.replace('_', '-')}"
-            method.add_argument(flag, dest="method", action="store_const", const=name, help=build.__doc__)
-    syre = parser.add_argument_group("syre settings (over the preset's syre group; need --syre)")
-    add_dataclass_flags(syre, SyreConfig, prefix="syre-")
+    add_method_flags(parser)
     parser.add_argument(
         "--layer-norm", action="store_true", default=None, help="LayerNorm before every hidden activation"
     )

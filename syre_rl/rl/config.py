@@ -22,7 +22,6 @@ MAX_ENVS = 4096  # environments in lockstep: each is a Python object in this pro
 
 
 # The keys a preset's syre group may set: the fields of SyreConfig.
-SYRE_KEYS = SyreConfig.settings()
 
 
 def _positive(preset: Any, *names: str) -> None:

@@ -39,7 +39,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from torch import nn
 
 from syre_rl import runs
-from syre_rl.cli import CheckpointError, OneLineParser, check_writable, path_arg, positive_int
+from syre_rl.cli import CheckpointError, OneLineParser, UsageError, check_writable, path_arg, positive_int
 from syre_rl.lifecycle import run_command
 from syre_rl.methods.reinit import matching_parameters
 from syre_rl.presets import build_preset
@@ -168,9 +168,9 @@ def diagnose(
     names = list(counterfactuals or COUNTERFACTUALS)
     unknown = [n for n in names if n not in COUNTERFACTUALS]
     if unknown:
-        raise ValueError(f"unknown counterfactual {unknown[0]!r}; choose from {', '.join(COUNTERFACTUALS)}")
+        raise UsageError(f"unknown counterfactual {unknown[0]!r}; choose from {', '.join(COUNTERFACTUALS)}")
     if seeds < 1 or not 0 < tail <= 1:
-        raise ValueError(f"need seeds >= 1 and 0 < tail <= 1, got {seeds} and {tail}")
+        raise UsageError(f"need seeds >= 1 and 0 < tail <= 1, got {seeds} and {tail}")
     preset, seed, change_every = _run_settings(run_dir)
     found = [c for c in RunDir(run_dir).checkpoints() if step is None or checkpoint_step(c) >= step]
     if not found:
@@ -181,7 +181,7 @@ def diagnose(
     left = (regime + 1) * change_every - start
     steps = steps or left
     if not 0 < steps <= left:
-        raise ValueError(f"--steps must be in 1..{left:,} (the rest of regime {regime} after step {start:,})")
+        raise UsageError(f"--steps must be in 1..{left:,} (the rest of regime {regime} after step {start:,})")
 
     probe_env = make_env(preset, n_envs=preset.n_envs, seed=seed)
     names = _distinct(load_checkpoint(PPO, checkpoint, probe_env, device="cpu"), names)

@@ -42,7 +42,7 @@ from syre_rl.cli import (
     seed_int,
 )
 from syre_rl.core import SyreConfig
-from syre_rl.flags import add_dataclass_flags, collect_dataclass_flags
+from syre_rl.flags import collect_dataclass_flags
 from syre_rl.lifecycle import run_command
 from syre_rl.presets import build_preset, runs_root
 from syre_rl.rl.callbacks import EpisodeReturnsCallback, regime_return
@@ -57,20 +57,13 @@ KIND = "rl-plasticity"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from syre_rl.policies.choices import POLICY_CHOICES  # noqa: PLC0415  (Stable-Baselines3)
     from syre_rl.policies.layers import ACTIVATIONS  # noqa: PLC0415  (torch)
+    from syre_rl.rl.command import add_method_flags  # noqa: PLC0415
 
-    renamed = {f"--{key}": f"--syre-{key}" for key in ("sigma0", "gamma", "mode", "anchor-scale")}  # old aliases
-    p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0], renamed=renamed)
+    p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="vec-pendulum", help="preset of agents/ppo.yaml (default vec-pendulum)")
     p.add_argument("--env", help="a continuing task preset (default: the preset's)")
-    method = p.add_mutually_exclusive_group()
-    for name, build in POLICY_CHOICES.items():
-        if name != "none":
-            flag = f"--{name.replace('_', '-')}"
-            method.add_argument(flag, dest="method", action="store_const", const=name, help=build.__doc__)
-    syre = p.add_argument_group("syre settings (over the preset's syre group; need --syre)")
-    add_dataclass_flags(syre, SyreConfig, prefix="syre-")
+    add_method_flags(p)
     p.add_argument("--method-kwargs", type=json_object,
                    help='settings of the chosen method as JSON, over the preset\'s (e.g. \'{"form": "boundary"}\')')  # fmt: skip
     p.add_argument("--layer-norm", action="store_true", help="LayerNorm before every hidden activation")
@@ -221,6 +214,15 @@ def check(args: argparse.Namespace) -> None:
     fresh_dir = args.fresh_dir or checked.fresh_dir  # a given --fresh-dir is checked even with --no-fresh
     if fresh_dir is not None:
         check_writable(fresh_dir, "fresh-agent directory")
+    from syre_rl.rl.model import build_model  # noqa: PLC0415
+
+    env = checked.env_at(0)
+    try:  # the settings build a model (a method's keyword arguments of the wrong type, ...)
+        build_model("ppo", checked.preset, env, seed=checked.seed, device="cpu")
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise UsageError(f"cannot build the model: {' '.join(str(err).split())[:300]}") from None
+    finally:
+        env.close()
 
 
 def fresh_returns(plan: Plan) -> dict[int, float]:

@@ -178,10 +178,12 @@ def checks(by: dict[tuple[str, str], dict], arms: list[str], baseline: str, cont
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("sweep_dir", type=path_arg)
-    p.add_argument("--out", type=path_arg, required=True)
+    p.add_argument("--out", type=path_arg, help="output folder (default: <sweep_dir>/report)")
     p.add_argument("--baseline", default="ppo", help="arm the others are compared with, seed by seed (default ppo)")
     p.add_argument("--control", default="ppo-reset-all", help="the arm that must score about 0 (default ppo-reset-all)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.out = args.out or args.sweep_dir / "report"
+    return args
 
 
 def check(args: argparse.Namespace) -> None:

@@ -13,17 +13,11 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from syre_rl import runs
-from syre_rl.cli import MAX_SEED, CheckpointError, DivergedError
+from syre_rl.cli import MAX_SEED, CheckpointError, CheckpointWriteError, DivergedError
 from syre_rl.core import first_non_finite
 
 KEEP_CHECKPOINTS = 2
 CONFIG_TYPES: dict[str, type] = {"algo": str, "preset_name": str, "seed": int, "preset": dict}
-
-
-class CheckpointWriteError(DivergedError):
-    """A checkpoint could not be written (disk full, a file-size limit, an I/O error). The run stops like a
-    diverging one (exit status 3, the last good checkpoint kept): starting it again would fail the same way
-    until the cause is fixed."""
 
 
 _STEP_NAME = re.compile(r"step_\d+")
@@ -49,7 +43,6 @@ class RunDir:
     # ---------------------------------------------------------------------------------------- config
     def write_config(self, config: dict[str, Any]) -> None:
         """Mark the directory as an RL run and write ``config`` (keys :data:`CONFIG_TYPES`) atomically."""
-        runs.write_marker(self.path, "rl")
         runs.write_json(self.config_file, config, indent=2, sort_keys=True)
 
     def read_config(self) -> dict[str, Any]:
@@ -180,7 +173,7 @@ def load_checkpoint(
     try:
         return algo_class.load(model_file, env=restore_normalization(checkpoint, venv), device=device)
     except Exception as err:  # SB3 and pickle raise many types for a damaged file; all mean the same here
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = " ".join(str(err).split())[:300] or type(err).__name__
         raise CheckpointError(f"cannot load checkpoint {checkpoint}: {reason}") from None
 
 

@@ -15,6 +15,7 @@ update; its resume restarts the environments there.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -144,10 +145,11 @@ def _resume_settings(
                 given[f"--syre-{key}"] = (new, preset.syre_kwargs().get(key))
         elif value is not None and field not in RESUME_FIELDS:
             given[f"--{field.replace('_', '-')}"] = (value, getattr(preset, field))
+    same = lambda a, b: json.dumps(a, default=list) == json.dumps(b, default=list)  # noqa: E731  (tuple == list)
     differ = [
         f"{flag} {new} (the run has {old})"
         for flag, (new, old) in given.items()
-        if new is not None and new != old
+        if new is not None and not same(new, old)
     ]
     if differ:
         raise UsageError(f"--resume continues {run.path} as it was started; it cannot change {differ[0]}")
@@ -301,6 +303,8 @@ def train(
         log(f"{run.path} finished at step {start.start_step:,}; pass a larger --total-timesteps to continue it")
         return RunResult(run.path, start.start_step, 0, 0.0, False, run.final_dir)
     with runs.claim_run(run.path, "rl", resume=resume, force=force):
+        if resume and _start(run_dir, algo, preset, seed, dict(overrides or {}), resume).checkpoint != start.checkpoint:
+            raise UsageError(f"{run.path} changed while this resume started (another process wrote it); try again")
         if model is not None and start.start_step >= settings.total_timesteps:
             saved = run.save_checkpoint(model, run.final_dir)  # stopped after the last update: finish the run
             log(f"{run.path} is at step {start.start_step:,} of {settings.total_timesteps:,}: wrote {saved}")
@@ -402,7 +406,7 @@ class _Training:
         if stopped_at is not None:
             stopped = checkpoint_step(stopped_at)
             log(f"interrupted at step {stopped:,}; checkpoint {stopped_at}")
-            log(f"continue with: python scripts/train_ppo.py --run-dir {path} --resume")
+            log(f"continue with: python -m syre_rl train --run-dir {path} --resume")
             return RunResult(path, stopped, stopped - begin, wall, True, stopped_at)
         assert final is not None
         steps = model.num_timesteps - begin

@@ -2,7 +2,7 @@
 train one of the paper's supervised experiments; every member (method x sweep value x seed) in one batched model.
 
     python scripts/train_supervised.py --experiment permuted-mnist --run-dir runs/pmnist
-    python scripts/train_supervised.py --experiment teacher-student --syre --sigma0 0.1 --gamma 0.01
+    python scripts/train_supervised.py --experiment teacher-student --syre --sigma0 0.1 --weight-decay 0.01
     python scripts/train_supervised.py --experiment mnist-fcn-wd --preset quick --seeds 3 --run-dir runs/wd --force
     python scripts/train_supervised.py --experiment permuted-mnist --device cuda --step graph
 
@@ -29,6 +29,7 @@ from syre_rl.cli import (
     finite_float,
     member_count,
     name_list,
+    non_negative_int,
     path_arg,
     positive_int,
     seed_int,
@@ -40,10 +41,6 @@ from syre_rl.supervised.step import STEP_MODES
 from syre_rl.supervised.train import train
 
 PROG = "train_supervised.py"
-
-
-def non_negative_int(text: str) -> int:
-    return 0 if text.strip() == "0" else positive_int(text)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -143,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint = run_dir / runs.SUPERVISED_CHECKPOINT
         if not checkpoint.is_file():
             fail(PROG, "interrupted before the first checkpoint; nothing to resume", EXIT_INTERRUPTED)
-        command = f"python scripts/train_supervised.py --experiment {args.experiment} --preset {args.preset}"
+        command = f"python -m syre_rl supervised --experiment {args.experiment} --preset {args.preset}"
         print(f"interrupted; the last checkpoint is {checkpoint}", file=sys.stderr)
         print(f"continue with: {command} (same options) --run-dir {run_dir} --resume", file=sys.stderr)
         return EXIT_INTERRUPTED

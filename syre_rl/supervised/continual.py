@@ -1,6 +1,6 @@
 """Continual-learning benchmarks in which a plain network loses plasticity, on the stacked pipeline.
 
-Three settings from the plasticity literature, each an :class:`~syre_rl.supervised.train.Experiment`:
+Three settings from the plasticity literature, each an :class:`~syre_rl.supervised.config.Experiment`:
 
 - ``kumar-permuted-mnist`` (Kumar et al. 2023, repository skumar9876/L2_Init): every task draws its own 10,000
   training images and a new pixel permutation (task 0: the original pixels), 625 steps of batch 16 per task,

@@ -23,7 +23,14 @@ import torch
 from torch import Tensor, nn
 
 from syre_rl import runs
-from syre_rl.cli import CheckpointError, DivergedError, UsageError, check_device, check_writable
+from syre_rl.cli import (
+    CheckpointError,
+    CheckpointWriteError,
+    DivergedError,
+    UsageError,
+    check_device,
+    check_writable,
+)
 from syre_rl.core import first_non_finite
 from syre_rl.supervised.config import Experiment, Stage, SupervisedPreset
 from syre_rl.supervised.methods import attach_methods, method_metrics, on_task_change
@@ -31,7 +38,8 @@ from syre_rl.supervised.step import STEP_MODES, UNGRAPHABLE_METHODS, GraphedStep
 
 __all__ = ["RunDirError", "load_results", "read_checkpoint", "train"]
 
-CHECKPOINT_FORMAT = "syre_rl.supervised/2"
+CHECKPOINT_FORMAT = "syre_rl.supervised/3"  # 3: every method's state as tensors
+OLD_FORMATS = ("syre_rl.supervised/2",)  # methods kept non-tensor extra state: loads where no method had any
 
 
 class RunDirError(UsageError):
@@ -55,7 +63,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001  (torch raises many kinds for a damaged file)
         raise CheckpointError(f"corrupt checkpoint {path}: {type(err).__name__}: {str(err)[:200]}") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in (CHECKPOINT_FORMAT, *OLD_FORMATS):
         raise CheckpointError(f"{path} is not a supervised checkpoint ({CHECKPOINT_FORMAT})")
     return state
 
@@ -100,8 +108,11 @@ def _build(
     experiment = experiment_cls(cfg, device, Path(data_dir) if data_dir is not None else None, download)
     model = experiment.model.to(device)
     optimizer = make_optimizer(model, cfg, capturable=capturable)
-    methods = attach_methods(model, optimizer, experiment.members, decay_mode=cfg.decay_mode,
-                             include=experiment.decay_include, method_kwargs=cfg.method_kwargs)  # fmt: skip
+    try:  # a method that does not fit the model (CBP or ReDo on a network without stacked hidden layers, ...)
+        methods = attach_methods(model, optimizer, experiment.members, decay_mode=cfg.decay_mode,
+                                 include=experiment.decay_include, method_kwargs=cfg.method_kwargs)  # fmt: skip
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"cannot attach the methods: {' '.join(str(err).split())[:300]}") from None
     return _Run(experiment, optimizer, methods, device, dataclasses.asdict(cfg))
 
 
@@ -114,7 +125,12 @@ def _restore(run: _Run, checkpoint: dict[str, Any], path: Path, capturable: bool
             group["capturable"] = capturable
         run.methods.load_state_dict(checkpoint["methods"])
     except (KeyError, RuntimeError, ValueError) as err:
-        raise CheckpointError(f"{path} does not fit this model: {str(err)[:200]}") from None
+        if checkpoint.get("format") in OLD_FORMATS:
+            raise CheckpointError(
+                f"{path} was written by an older version whose method state (S&P, CBP, ReDo) this one cannot "
+                "read; start the run again with --force"
+            ) from None
+        raise CheckpointError(f"{path} does not fit this model: {' '.join(str(err).split())[:300]}") from None
     _set_rng_state(checkpoint["rng"], run.device)
     run.start, run.elapsed, run.history = checkpoint["next_stage"], checkpoint["elapsed"], checkpoint["history"]
 
@@ -161,8 +177,22 @@ def _save(run: _Run, run_dir: Path, results: dict[str, Any], next_stage: int) ->
         "methods": run.methods.state_dict(),
         "rng": _rng_state(run.device),
     }
-    runs.write_json(run_dir / runs.RESULTS, results)
-    runs.atomic_write(run_dir / runs.SUPERVISED_CHECKPOINT, functools.partial(torch.save, state))
+    path = run_dir / runs.SUPERVISED_CHECKPOINT
+    try:
+        runs.write_json(run_dir / runs.RESULTS, results)
+        runs.atomic_write(path, functools.partial(torch.save, state))
+    except (OSError, RuntimeError) as err:  # torch.save reports a full disk or a size limit as RuntimeError
+        kept = f"the last good checkpoint is {path}" if path.is_file() else "no checkpoint was saved"
+        reason = " ".join(str(err).split())[:200] or type(err).__name__
+        raise CheckpointWriteError(f"cannot write the checkpoint after stage {next_stage}: {reason}; {kept}") from None
+
+
+def _modified(path: Path) -> int | None:
+    """When ``path`` was last written (nanoseconds), None if it is not there."""
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
 
 
 def _check_step(step: str, cfg: SupervisedPreset) -> None:
@@ -235,6 +265,7 @@ def train(
 
     run_dir, device = Path(run_dir), torch.device(check_device(str(device)))
     _check_run_dir(run_dir, resume, force)
+    saved_at = _modified(run_dir / runs.SUPERVISED_CHECKPOINT) if resume else None
     checkpoint = _checkpoint_of(experiment_cls, cfg, run_dir) if resume else None
     capturable = step == "graph" and device.type == "cuda"
     run = _build(experiment_cls, cfg, device, data_dir, download, capturable)
@@ -250,6 +281,8 @@ def train(
     # Every check passed (settings, data, device, checkpoint): only now is the directory claimed (and an old
     # run deleted).
     with runs.claim_run(run_dir, "supervised", resume=resume, force=force):
+        if resume and _modified(run_dir / runs.SUPERVISED_CHECKPOINT) != saved_at:
+            raise UsageError(f"{run_dir} changed while this resume started (another process wrote it); try again")
         writer = SummaryWriter(str(run_dir / runs.TB), purge_step=run.start if run.start else None)
         log(f"{experiment.name}: {len(experiment.members)} members, {len(stages)} stages, device {device}, "
             f"run {run_dir}")  # fmt: skip

@@ -27,11 +27,12 @@ from syre_rl.cli import (
     check_writable,
     fail,
     name_list,
+    non_negative_int,
     path_arg,
     positive_int,
     seed_int,
 )
-from syre_rl.lifecycle import run_command
+from syre_rl.lifecycle import TRAINING, run_command
 from syre_rl.presets import runs_root
 from syre_rl.sweep.grid import GridPreset, check_manifest, expand, grid_names, load_grid
 
@@ -43,10 +44,6 @@ def int_list(text: str) -> list[int]:
         return [seed_int(v) for v in text.split(",")]
     except argparse.ArgumentTypeError as err:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers: {err}") from None
-
-
-def non_negative_int(text: str) -> int:
-    return 0 if text.strip() == "0" else positive_int(text)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -130,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
                            address=args.address, max_retries=args.max_retries)  # fmt: skip
     except ClusterError as err:
         fail(PROG, str(err), EXIT_FAILED)
+    print(f"report: python -m syre_rl {TRAINING[args.grid_preset.script].report} {args.sweep_dir}")
     return result.exit_code
 
 

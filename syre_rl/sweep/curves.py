@@ -1,9 +1,7 @@
-"""Learning curves over seeds: read TensorBoard scalars, bin them by steps, mean and bootstrap band.
+"""Learning curves of runs: read TensorBoard scalars and bin them by steps.
 
-A curve of one run is the mean of its logged values inside each bin of steps (empty bins are NaN). Across the
-seeds of a method, each bin gets the mean over the seeds that have a value there and a percentile bootstrap
-interval of that mean (resampling seeds with replacement), as in Dohare et al. and the rliable practice of
-reporting intervals over runs rather than over steps.
+A curve of one run is the mean of its logged values inside each bin of steps (empty bins are NaN). The mean and
+bootstrap band over the seeds of a method are :func:`syre_rl.stats.bootstrap_band`'s.
 """
 
 from __future__ import annotations

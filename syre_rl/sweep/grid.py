@@ -8,7 +8,7 @@ lists; every combination becomes one :class:`Run` with its own directory under t
       args: [--preset, study]          # given to every run
       methods: {ppo: [], ppo-syre: [--syre]}
       tasks: [slippery_ant:study]      # values of the script's task flag (--env, --experiment)
-      params: {--gamma: [1.0e-3, 2.0e-3]}
+      params: {--syre-gamma: [1.0e-3, 2.0e-3]}
       seeds: [0, 1, 2]
 
 The sweep directory's ``sweep.json`` lists the runs (id, labels, arguments); ``scripts/plot.py`` reads it.
@@ -52,7 +52,7 @@ class GridPreset:
     :param methods: method label -> the script flags that select it (``{ppo: [], ppo-syre: [--syre]}``)
     :param seeds: one run per seed (the script's ``--seed``)
     :param tasks: one run per task (the script's ``--env`` or ``--experiment``); empty: ``args`` decides
-    :param params: flag -> values; one run per combination (``{--gamma: [1.0e-3, 2.0e-3]}``)
+    :param params: flag -> values; one run per combination (``{--syre-gamma: [1.0e-3, 2.0e-3]}``)
     :param args: flags given to every run, before the grid's own
     :param cpus_per_run: CPUs a run uses (Ray resources; local parallelism is cores / this)
     :param gpus_per_run: GPUs a run uses (Ray resources)
@@ -85,7 +85,7 @@ class GridPreset:
             raise ValueError(f"field 'tasks' lists a task twice: {self.tasks!r}")
         for flag, values in self.params.items():
             if not (isinstance(flag, str) and flag.startswith("--")):
-                raise ValueError(f"field 'params': keys are flags like --gamma, got {flag!r}")
+                raise ValueError(f"field 'params': keys are flags like --syre-gamma, got {flag!r}")
             if not isinstance(values, list) or not values:
                 raise ValueError(f"field 'params': {flag} needs a non-empty list of values, got {values!r}")
             if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values):
@@ -211,6 +211,19 @@ def read_manifest(sweep_dir: Path) -> dict[str, Any]:
     return data
 
 
+# Flags renamed since a sweep may have recorded its runs: the old spelling means the same run.
+RENAMED_FLAGS = {
+    "train_ppo": {f"--{k}": f"--syre-{k}" for k in ("gamma", "sigma0", "spread", "mode", "anchor-scale")},
+    "rl_plasticity": {f"--{k}": f"--syre-{k}" for k in ("gamma", "sigma0", "mode", "anchor-scale")},
+    "train_supervised": {"--gamma": "--weight-decay"},
+}
+
+
+def _current_spelling(args: list[Any], script: str) -> list[Any]:
+    renamed = RENAMED_FLAGS.get(script, {})
+    return [renamed.get(a, a) if isinstance(a, str) else a for a in args]
+
+
 def check_manifest(sweep_dir: Path, runs: list[Run]) -> dict[str, dict[str, Any]]:
     """Check that ``runs`` may be recorded in the sweep directory's ``sweep.json`` (if it has one), writing
     nothing: the file must be readable, and no run id it holds may have other arguments. A dry run checks this
@@ -230,7 +243,7 @@ def check_manifest(sweep_dir: Path, runs: list[Run]) -> dict[str, dict[str, Any]
         old[run["id"]] = run
     for run in runs:
         before = old.get(run.id)
-        if before is not None and before["args"] != list(run.args):
+        if before is not None and _current_spelling(before["args"], run.script) != list(run.args):
             raise PresetError(
                 f"{sweep_dir} already holds run {run.id} with other arguments ({' '.join(map(str, before['args']))}); "
                 "use another --sweep-dir or remove that run"

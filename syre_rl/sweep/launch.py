@@ -49,6 +49,7 @@ def launch(run: Run, log_dir: Path, threads: int = 1) -> subprocess.Popen:
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
         "PYTHONUNBUFFERED": "1",
+        "PYTHONSAFEPATH": "1",  # python -m syre_rl imports the installed package, never one in the working directory
     }
     with open(log_file(log_dir, run), "a") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(command)}\n")

@@ -45,7 +45,7 @@ def check_runs(runs: list[Run]) -> None:
         stderr = io.StringIO()
         try:
             with contextlib.redirect_stderr(stderr):
-                run.training.check_argv(run.args)
+                run.training.check_argv([*run.args, run.training.run_dir_flag, str(run.run_dir)])
         except SystemExit:  # argparse's one line, already on the captured stderr
             message = (
                 stderr.getvalue().strip().splitlines()[-1] if stderr.getvalue().strip() else "bad arguments"
