@@ -99,7 +99,7 @@ def test_every_grid_preset_loads_and_the_study_compares_the_methods():
         ({"script": "train_ppo", "methods": {}}, "'methods'"),
         ({"script": "train_ppo", "methods": {"a b": []}}, "label 'a b'"),
         ({"script": "train_ppo", "methods": {"a": "--syre"}}, "list of flags"),
-        ({"script": "train_ppo", "methods": {"a": []}, "params": {"gamma": [1]}}, "flags like --gamma"),
+        ({"script": "train_ppo", "methods": {"a": []}, "params": {"gamma": [1]}}, "flags like --syre-gamma"),
         ({"script": "train_ppo", "methods": {"a": []}, "seeds": [0, 0]}, "'seeds'"),
         ({"script": "train_dqn", "methods": {"a": []}}, "'script'"),
     ],
@@ -242,6 +242,13 @@ def ray_cluster(tmp_path):
         stdout=log, stderr=subprocess.STDOUT, env=ENV, start_new_session=True,
     )  # fmt: skip
     try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # the head listens once it has started
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
         yield f"127.0.0.1:{port}"
     finally:
         head.terminate()  # `ray start --block` stops the processes it started on SIGTERM

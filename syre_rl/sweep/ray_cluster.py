@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from syre_rl.sweep.progress import Progress
 __all__ = ["ClusterError", "RunDied", "check_address", "import_ray", "run_on_ray"]
 
 WAIT_SECONDS = 1.0
-CONNECT_SECONDS = 3.0  # a head that does not answer a TCP connection within this is not there
+CONNECT_SECONDS = 5.0  # a head that does not answer a TCP connection within this is not there
 
 
 class ClusterError(ConnectionError):
@@ -76,16 +77,21 @@ def check_address(address: str, timeout: float = CONNECT_SECONDS) -> None:
     host = host.strip("[]")  # [::1]:6379
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UsageError(f"--address must be HOST:PORT, ray://HOST:PORT or auto, got {address!r}")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            pass
-    except OSError as err:
-        reason = (
-            "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err) or type(err).__name__)
-        )
-        raise UsageError(
-            f"--address {address}: cannot reach the Ray head at {host}:{port} within {timeout:g} s ({reason})"
-        ) from None
+    deadline = time.monotonic() + timeout
+    while True:  # a head that is still starting refuses connections for a moment: try again until the deadline
+        try:
+            with socket.create_connection((host, int(port)), timeout=max(0.1, deadline - time.monotonic())):
+                return
+        except OSError as err:
+            if isinstance(err, ConnectionRefusedError) and time.monotonic() + 0.5 < deadline:
+                time.sleep(0.5)
+                continue
+            reason = (
+                "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err) or type(err).__name__)
+            )
+            raise UsageError(
+                f"--address {address}: cannot reach the Ray head at {host}:{port} within {timeout:g} s ({reason})"
+            ) from None
 
 
 def run_on_ray(
