@@ -253,8 +253,8 @@ def claim_run(run_dir: Path, kind: RunKind, *, resume: bool, force: bool) -> Run
 
     A new run's directory is created if needed, locked, checked again under the lock (another process may
     have started or finished a run there since the first check), emptied when ``force`` allows it, and marked.
-    A resumed run's directory is locked as it is. Raises :class:`UsageError` (nothing written) when the
-    directory is in use or no longer fits.
+    A resumed run's directory is locked as it is. Raises :class:`UsageError` (nothing written but the empty lock
+    file) when the directory is in use or no longer fits.
     """
     run_dir = Path(run_dir)
     if not resume:
