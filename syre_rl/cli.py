@@ -44,7 +44,7 @@ __all__ = [
 
 EXIT_FAILED = 1  # some runs of a sweep failed
 EXIT_BAD_INPUT = 2  # bad input: nothing was changed; starting again cannot help
-EXIT_DIVERGED = 3  # training produced a non-finite loss or weight; the last good checkpoint is kept
+EXIT_DIVERGED = 3  # stopped mid-run (a non-finite loss or weight, a write that failed); the last good checkpoint is kept
 EXIT_INTERRUPTED = 130  # the shell's code for "stopped by SIGINT": a checkpoint was saved
 FINAL_EXITS = frozenset({EXIT_BAD_INPUT, EXIT_DIVERGED})
 

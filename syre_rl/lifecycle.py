@@ -5,7 +5,8 @@ nothing written) and ``run(args) -> int``. :func:`run_command` calls the three i
 failure a user can cause into one line, ``<prog>: error: <what>``, and an exit status (:mod:`syre_rl.cli`):
 
 - bad input (:class:`~syre_rl.cli.UsageError` and its kinds: preset, checkpoint, data errors) and OS errors
-  a user can cause (an unwritable or special path, a name too long): status 2; other OS errors: status 1;
+  a user can cause (an unwritable or special path, a name too long): status 2; other OS errors: status 1; any
+  OS error once a run has claimed its directory (mid-run): status 3, the run named;
 - a diverging run, or a checkpoint that cannot be written mid-run (a full disk, a size limit;
   :class:`~syre_rl.cli.DivergedError`): status 3, the last good checkpoint named;
 - Ctrl-C: status 130.
@@ -36,7 +37,7 @@ from syre_rl.cli import (
     UsageError,
     fail,
 )
-from syre_rl.runs import RunKind
+from syre_rl.runs import RunKind, claimed_runs
 
 __all__ = ["COMMANDS", "TRAINING", "Command", "CommandModule", "main", "run_command"]
 
@@ -146,6 +147,10 @@ def run_command(module: CommandModule, argv: Sequence[str] | None = None) -> int
     except DivergedError as err:
         fail(prog, str(err), EXIT_DIVERGED)
     except OSError as err:
+        claimed = claimed_runs()
+        if claimed:  # mid-run: what the run saved last is kept; a resume continues once the cause is fixed
+            fail(prog, f"{os_error_line(err)}; the run in {claimed[-1]} stopped (its last checkpoint is kept)",
+                 EXIT_DIVERGED)  # fmt: skip
         fail(prog, os_error_line(err), EXIT_BAD_INPUT if err.errno in _USER_OS_ERRORS else EXIT_FAILED)
     except KeyboardInterrupt:
         fail(prog, "interrupted", EXIT_INTERRUPTED)

@@ -64,6 +64,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_text",
     "claim_run",
+    "claimed_runs",
     "clear_run",
     "finished",
     "foreign_path",
@@ -248,6 +249,14 @@ class RunLock:
         self.release()
 
 
+_CLAIMED: list[Path] = []  # run directories this process has claimed (the lifecycle names them on a failure)
+
+
+def claimed_runs() -> list[Path]:
+    """The run directories this process has claimed so far (a failure after a claim is a failure mid-run)."""
+    return list(_CLAIMED)
+
+
 def claim_run(run_dir: Path, kind: RunKind, *, resume: bool, force: bool) -> RunLock:
     """Become the one writer of ``run_dir`` for a run of ``kind``, once every other check has passed.
 
@@ -271,6 +280,7 @@ def claim_run(run_dir: Path, kind: RunKind, *, resume: bool, force: bool) -> Run
     except BaseException:
         lock.release()
         raise
+    _CLAIMED.append(run_dir)
     return lock
 
 
