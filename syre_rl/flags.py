@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -28,15 +29,33 @@ from typing import Any, Literal
 
 from syre_rl.cli import finite_float, positive_int
 
-__all__ = ["add_dataclass_flags", "collect_dataclass_flags", "flag_fields"]
+__all__ = ["add_dataclass_flags", "collect_dataclass_flags", "flag_fields", "param_docs"]
 
 
-def flag_fields(cls: type, skip: Iterable[str] = ()) -> list[dataclasses.Field[Any]]:
-    """The fields of dataclass ``cls`` that get a flag (not those in ``skip``, nor ``metadata["flag"] = False``)."""
+def flag_fields(
+    cls: type, skip: Iterable[str] = (), only: Iterable[str] | None = None
+) -> list[dataclasses.Field[Any]]:
+    """The fields of dataclass ``cls`` that get a flag: those in ``only`` (default all), not those in ``skip``,
+    nor those with ``metadata["flag"] = False``."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
-    skip = set(skip)
-    return [f for f in dataclasses.fields(cls) if f.name not in skip and f.metadata.get("flag", True)]
+    skip, chosen = set(skip), None if only is None else set(only)
+    return [
+        f
+        for f in dataclasses.fields(cls)
+        if f.name not in skip and (chosen is None or f.name in chosen) and f.metadata.get("flag", True)
+    ]
+
+
+def param_docs(cls: type) -> dict[str, str]:
+    """``{field: text}`` from the ``:param field: text`` lines of the docstrings of ``cls`` and its bases (a
+    field's help where it has no ``metadata["help"]``: the docstring stays the one place that says it)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        for name, text in re.findall(r":param (\w+):((?:.|\n(?!\s*:param|\s*$))*)", klass.__doc__ or ""):
+            text = re.sub(r":\w+:`~?([^`]+)`", r"\1", " ".join(text.split()))  # :func:`x` -> x
+            docs[name] = text.replace("``", "")
+    return docs
 
 
 def _strip_optional(tp: Any) -> Any:
@@ -101,6 +120,8 @@ def add_dataclass_flags(
     *,
     short: bool = False,
     skip: Iterable[str] = (),
+    only: Iterable[str] | None = None,
+    default: str | None = None,
 ) -> list[str]:
     """Add one ``--<prefix><field>`` flag per field of dataclass ``cls`` (underscores written as dashes).
 
@@ -109,19 +130,24 @@ def add_dataclass_flags(
     :param dest_prefix: prefix of the attribute names on the parsed namespace (``dest_prefix + field name``).
     :param short: also offer each flag without the prefix (``--gamma`` beside ``--syre-gamma``).
     :param skip: field names to leave without a flag.
+    :param only: the field names that get a flag (default: every field).
+    :param default: what the help says the default is (default: the dataclass's value; ``"the preset's"`` for a
+        flag over a preset field).
     :returns: the flags added (their long spelling).
 
-    Help is ``metadata["help"]`` plus ``(default: X)`` with the dataclass's default; every flag's own default is
-    ``None``, so :func:`collect_dataclass_flags` returns only the flags given.
+    Help is ``metadata["help"]`` (else the field's ``:param`` line in the class docstring) plus ``(default: X)``;
+    every flag's own default is ``None``, so :func:`collect_dataclass_flags` returns only the flags given.
     """
     hints = typing.get_type_hints(cls)
+    docs = param_docs(cls)
     added = []
-    for field in flag_fields(cls, skip):
+    for field in flag_fields(cls, skip, only):
         name = field.name.replace("_", "-")
         spellings = [f"--{prefix}{name}"]
         if short and prefix:
             spellings.append(f"--{name}")
-        text = f"{field.metadata.get('help', field.name)} (default: {_default_text(field)})"
+        meaning = field.metadata.get("help") or docs.get(field.name, field.name)
+        text = f"{meaning} (default: {default or _default_text(field)})"
         options = _argparse_options(field, hints[field.name])
         if options.get("type") is str:
             del options["type"]
@@ -139,13 +165,18 @@ def add_dataclass_flags(
 
 
 def collect_dataclass_flags(
-    args: argparse.Namespace, cls: type, dest_prefix: str = "", *, skip: Iterable[str] = ()
+    args: argparse.Namespace,
+    cls: type,
+    dest_prefix: str = "",
+    *,
+    skip: Iterable[str] = (),
+    only: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """The fields of ``cls`` whose flags were given on the command line: ``{field name: value}`` (``{}`` when
     none was). Lists (``nargs="+"``) come back as tuples; a value is not validated here (building the dataclass
     does that, e.g. ``dataclasses.replace(preset_config, **collected)``)."""
     out: dict[str, Any] = {}
-    for field in flag_fields(cls, skip):
+    for field in flag_fields(cls, skip, only):
         value = getattr(args, dest_prefix + field.name, None)
         if value is not None:
             out[field.name] = tuple(value) if isinstance(value, list) else value

@@ -11,7 +11,7 @@ import pytest
 
 from syre_rl.cli import OneLineParser
 from syre_rl.core import ANCHOR_SCALES, MODES, SyreConfig
-from syre_rl.flags import add_dataclass_flags, collect_dataclass_flags
+from syre_rl.flags import add_dataclass_flags, collect_dataclass_flags, param_docs
 
 
 def syre_parser(**kwargs) -> argparse.ArgumentParser:
@@ -100,3 +100,24 @@ def test_any_dataclass():
     assert collect_dataclass_flags(args, Settings) == {"every": 1000, "kind": "b"}
     with pytest.raises(SystemExit):
         parser.parse_args(["--every", "0"])  # positive integers only
+
+
+def test_preset_field_flags_take_their_help_from_the_schemas_docstring():
+    """Flags over preset fields (``--env``, ``--n-envs``, ...) read their meaning off the schema's ``:param``
+    lines and say that the preset gives the default; only the fields named get a flag."""
+    from syre_rl.rl import command
+    from syre_rl.rl.config import AgentPreset
+
+    docs = param_docs(AgentPreset)
+    assert docs["n_envs"] == "environments stepped in lockstep (DummyVecEnv)"
+    assert "``" not in docs["env"] and ":func:" not in docs["env"]  # markup stripped for a terminal
+    parser = argparse.ArgumentParser()
+    added = add_dataclass_flags(parser, AgentPreset, prefix="", only=("n_envs", "layer_norm"), default="the preset's")
+    assert added == ["--n-envs", "--layer-norm"]
+    text = " ".join(parser.format_help().split())
+    assert "environments stepped in lockstep (DummyVecEnv) (default: the preset's)" in text
+    args = parser.parse_args(["--layer-norm"])
+    assert collect_dataclass_flags(args, AgentPreset, only=("n_envs", "layer_norm")) == {"layer_norm": True}
+    assert command.overrides(command.parse_args(["--n-envs", "4", "--syre", "--syre-gamma", "0.5"])) == {
+        "n_envs": 4, "method": "syre", "syre": {"gamma": 0.5},
+    }  # fmt: skip

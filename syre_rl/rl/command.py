@@ -18,13 +18,15 @@ import argparse
 import sys
 from typing import Any
 
-from syre_rl.cli import EXIT_INTERRUPTED, OneLineParser, non_empty, path_arg, positive_int, seed_int
+from syre_rl.cli import EXIT_INTERRUPTED, OneLineParser, non_empty, path_arg, seed_int
 from syre_rl.core import SyreConfig
 from syre_rl.flags import add_dataclass_flags, collect_dataclass_flags
 from syre_rl.lifecycle import run_command
+from syre_rl.rl.config import AgentPreset, preset_overrides
 
 PROG = "train_ppo.py"
 ALGOS = ("a2c", "ppo", "sac")
+PRESET_FLAGS = ("env", "n_envs", "total_timesteps", "layer_norm")  # preset fields with a flag here
 
 
 def add_method_flags(parser: OneLineParser) -> None:
@@ -46,20 +48,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--algo", choices=ALGOS, help="agents/<algo>.yaml (default ppo)")
     parser.add_argument("--preset", type=non_empty, help="preset of agents/<algo>.yaml (default: default)")
-    parser.add_argument(
-        "--env", help="gymnasium id or task preset, e.g. slippery_ant:study (default: the preset's)"
-    )
+    preset = parser.add_argument_group("preset fields (over the preset's)")
+    add_dataclass_flags(preset, AgentPreset, prefix="", only=PRESET_FLAGS, default="the preset's")
     add_method_flags(parser)
-    parser.add_argument(
-        "--layer-norm", action="store_true", default=None, help="LayerNorm before every hidden activation"
-    )
     parser.add_argument("--seed", type=seed_int, help="default 0")
-    parser.add_argument(
-        "--total-timesteps", type=positive_int, help="environment steps (default: the preset's)"
-    )
-    parser.add_argument(
-        "--n-envs", type=positive_int, help="environments in lockstep (default: the preset's)"
-    )
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or auto (default cpu)")
     parser.add_argument("--run-dir", type=path_arg, help="default: runs/<algo>-<env>-<preset>-<method>-s<seed>")
     start = parser.add_mutually_exclusive_group()
@@ -75,11 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The preset fields the flags set."""
     return {
-        "env": args.env,
-        "total_timesteps": args.total_timesteps,
-        "n_envs": args.n_envs,
+        **preset_overrides(args, PRESET_FLAGS),
         "method": args.method,
-        "layer_norm": args.layer_norm,
         "syre": collect_dataclass_flags(args, SyreConfig),
     }
 

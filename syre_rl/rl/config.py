@@ -9,11 +9,13 @@ be copied across.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from syre_rl.core import SyreConfig
+from syre_rl.flags import collect_dataclass_flags
 from syre_rl.methods import METHODS, check_adam_betas, check_method_kwargs
 from syre_rl.presets import load_preset, preset_dir, preset_names
 
@@ -204,3 +206,9 @@ def agent_preset_names(algo: str) -> list[str]:
 def load_agent_preset(algo: str, name: str = "default") -> AgentPreset:
     """Preset ``name`` of ``agents/<algo>.yaml``, validated (PresetError names file, preset and field)."""
     return load_preset(AGENT_DIR / f"{algo}.yaml", name, AGENT_SCHEMAS[algo])
+
+
+def preset_overrides(args: argparse.Namespace, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The preset fields among ``fields`` whose flags were given (lists as lists, as a preset holds them)."""
+    given = collect_dataclass_flags(args, AgentPreset, only=fields)
+    return {name: list(value) if isinstance(value, tuple) else value for name, value in given.items()}

@@ -42,11 +42,11 @@ from syre_rl.cli import (
     seed_int,
 )
 from syre_rl.core import SyreConfig
-from syre_rl.flags import collect_dataclass_flags
+from syre_rl.flags import add_dataclass_flags, collect_dataclass_flags
 from syre_rl.lifecycle import run_command
 from syre_rl.presets import build_preset, runs_root
 from syre_rl.rl.callbacks import EpisodeReturnsCallback, regime_return
-from syre_rl.rl.config import AgentPreset, agent_preset_names, load_agent_preset
+from syre_rl.rl.config import AgentPreset, agent_preset_names, load_agent_preset, preset_overrides
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -54,22 +54,19 @@ if TYPE_CHECKING:
 
 PROG = "rl_plasticity.py"
 KIND = "rl-plasticity"
+PRESET_FLAGS = ("env", "activation", "layer_norm", "weight_decay", "adam_betas")  # preset fields with a flag here
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from syre_rl.policies.layers import ACTIVATIONS  # noqa: PLC0415  (torch)
     from syre_rl.rl.command import add_method_flags  # noqa: PLC0415
 
     p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="vec-pendulum", help="preset of agents/ppo.yaml (default vec-pendulum)")
-    p.add_argument("--env", help="a continuing task preset (default: the preset's)")
+    preset = p.add_argument_group("preset fields (over the preset's)")
+    add_dataclass_flags(preset, AgentPreset, prefix="", only=PRESET_FLAGS, default="the preset's")
     add_method_flags(p)
     p.add_argument("--method-kwargs", type=json_object,
                    help='settings of the chosen method as JSON, over the preset\'s (e.g. \'{"form": "boundary"}\')')  # fmt: skip
-    p.add_argument("--layer-norm", action="store_true", help="LayerNorm before every hidden activation")
-    p.add_argument("--activation", choices=sorted(ACTIVATIONS), help="hidden activation (default: the preset's)")
-    p.add_argument("--weight-decay", type=finite_float, help="Adam's coupled weight decay toward 0 (any method)")
-    p.add_argument("--adam-betas", type=finite_float, nargs=2, help="Adam's betas, e.g. 0.99 0.99")
     p.add_argument("--regimes", type=regime_count, help=f"regimes to run, at most {MAX_REGIMES:,} (default: the task's)")
     p.add_argument("--tail", type=finite_float, default=0.25, help="fraction of a regime whose episodes count")
     p.add_argument("--no-fresh", action="store_true", help="skip the fresh agents (no plasticity figure)")
@@ -110,15 +107,7 @@ def preset_from_args(args: argparse.Namespace) -> AgentPreset:
     if args.preset not in agent_preset_names("ppo"):
         raise UsageError(f"unknown preset {args.preset!r}; choose one of: {', '.join(agent_preset_names('ppo'))}")
     preset = load_agent_preset("ppo", args.preset)
-    overrides = {
-        "env": args.env,
-        "method": args.method,
-        "weight_decay": args.weight_decay,
-        "adam_betas": list(args.adam_betas) if args.adam_betas else None,
-        "activation": args.activation,
-        "layer_norm": True if args.layer_norm else None,
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
+    overrides = {**preset_overrides(args, PRESET_FLAGS), **({"method": args.method} if args.method else {})}
     method = overrides.get("method", preset.method)
     if args.method_kwargs is not None:
         if method in ("none", "syre"):
