@@ -154,9 +154,7 @@ def member_count(text: str) -> int:
 
 def path_arg(text: str) -> Path:
     """A path that is not empty (``--run-dir ''`` would silently mean the working directory)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
-    return Path(text)
+    return Path(non_empty(text))
 
 
 def non_empty(text: str) -> str:

@@ -197,8 +197,9 @@ def plan(args: argparse.Namespace) -> Plan:
 
 
 def check(args: argparse.Namespace) -> None:
-    """Every test of the command line that can fail before training (the sweep checks its runs with this)."""
-    checked = plan(args)
+    """Every test of the command line that can fail before training (the sweep checks its runs with this); the
+    checked plan is kept on ``args`` for :func:`run`."""
+    checked = args.plan = plan(args)
     check_writable(checked.run_dir, "run directory")
     fresh_dir = args.fresh_dir or checked.fresh_dir  # a given --fresh-dir is checked even with --no-fresh
     if fresh_dir is not None:
@@ -281,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
 
     np.seterr(all="ignore")
     torch.set_num_threads(1)
-    checked = plan(args)
+    checked: Plan = args.plan  # made by check(), which the lifecycle runs first
     with runs.claim_run(checked.run_dir, KIND, resume=False, force=args.force):
         started = time.perf_counter()
         fresh = fresh_returns(checked)

@@ -42,7 +42,7 @@ class RunDir:
 
     # ---------------------------------------------------------------------------------------- config
     def write_config(self, config: dict[str, Any]) -> None:
-        """Mark the directory as an RL run and write ``config`` (keys :data:`CONFIG_TYPES`) atomically."""
+        """Write ``config`` (keys :data:`CONFIG_TYPES`) atomically (the marker is the claim's, :func:`runs.claim_run`)."""
         runs.write_json(self.config_file, config, indent=2, sort_keys=True)
 
     def read_config(self) -> dict[str, Any]:

@@ -237,13 +237,15 @@ def _start(
         raise UsageError("--resume needs --run-dir")
     run = RunDir(run_dir)
     algo, preset, seed, settings = _resume_settings(run, algo, preset, seed, overrides)
-    if (run.final_dir / runs.MODEL_FILE).is_file():  # a finished run continues from final/
-        checkpoint, start_step = run.final_dir, 0
-    else:
-        checkpoint = run.latest_checkpoint()
-        start_step = checkpoint_step(checkpoint)
+    checkpoint = _resume_point(run)
+    start_step = 0 if checkpoint == run.final_dir else checkpoint_step(checkpoint)
     run.check_config(checkpoint)
     return _Start(run, algo, preset, seed, settings, checkpoint, start_step)
+
+
+def _resume_point(run: RunDir) -> Path:
+    """Where a resume continues: ``final/`` of a finished run, else the newest step checkpoint."""
+    return run.final_dir if (run.final_dir / runs.MODEL_FILE).is_file() else run.latest_checkpoint()
 
 
 def _probe_model(start: _Start, device: str) -> BaseAlgorithm | None:
@@ -303,7 +305,7 @@ def train(
         log(f"{run.path} finished at step {start.start_step:,}; pass a larger --total-timesteps to continue it")
         return RunResult(run.path, start.start_step, 0, 0.0, False, run.final_dir)
     with runs.claim_run(run.path, "rl", resume=resume, force=force):
-        if resume and _start(run_dir, algo, preset, seed, dict(overrides or {}), resume).checkpoint != start.checkpoint:
+        if resume and _resume_point(run) != start.checkpoint:
             raise UsageError(f"{run.path} changed while this resume started (another process wrote it); try again")
         if model is not None and start.start_step >= settings.total_timesteps:
             saved = run.save_checkpoint(model, run.final_dir)  # stopped after the last update: finish the run
